@@ -1,0 +1,1 @@
+//! Real etcd servers for tests (written with the store back end).

@@ -1,0 +1,7 @@
+//! Test harness: free loopback ports, real etcd processes, the real `portico` binary.
+//!
+//! Everything here starts real programs on `127.0.0.1` in a temporary folder and stops them when
+//! the handle is dropped.
+
+pub mod etcd;
+pub mod ports;
