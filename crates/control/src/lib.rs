@@ -1,1 +1,6 @@
-//! portico-control
+//! Portico's control plane: the APISIX-compatible Admin API and the HTTP listener that serves it.
+
+pub mod admin;
+pub mod server;
+
+pub use admin::{AdminApi, AdminKey, Role, Scope};

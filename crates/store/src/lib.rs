@@ -21,7 +21,9 @@ pub type LeaseId = i64;
 /// One stored key with its metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValue {
+    /// The full key, e.g. `/portico/clusters/default/ws/default/routes/1`.
     pub key: String,
+    /// The stored bytes (JSON for Portico's own keys).
     pub value: Vec<u8>,
     /// Revision of the write that created this key (since its last deletion).
     pub create_revision: i64,
@@ -70,15 +72,19 @@ pub struct RangeResult {
     pub revision: i64,
 }
 
+/// What happened to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
+    /// The key was created or overwritten.
     Put,
+    /// The key was deleted (explicitly, by a prefix delete, or with its lease).
     Delete,
 }
 
 /// One change seen by a watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// Put or delete.
     pub kind: EventKind,
     /// For a put: the new key-value. For a delete: the key, an empty value, and
     /// `mod_revision` = the revision of the delete.
@@ -98,7 +104,7 @@ pub enum WatchMessage {
 
 /// A running watch. Dropping it cancels the watch.
 pub struct Watch {
-    rx: tokio::sync::mpsc::Receiver<Result<WatchMessage, StoreError>>,
+    rx: tokio::sync::mpsc::Receiver<std::result::Result<WatchMessage, StoreError>>,
     _cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -106,19 +112,23 @@ impl Watch {
     /// Builds a watch from a channel fed by a back end; `cancel` is dropped with the watch, which
     /// tells the back end to stop.
     pub fn new(
-        rx: tokio::sync::mpsc::Receiver<Result<WatchMessage, StoreError>>,
+        rx: tokio::sync::mpsc::Receiver<std::result::Result<WatchMessage, StoreError>>,
         cancel: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Self {
-        Watch { rx, _cancel: cancel }
+        Watch {
+            rx,
+            _cancel: cancel,
+        }
     }
 
     /// Waits for the next message. `None` means the watch ended (store closed); an `Err` is a
     /// transient failure that the back end reports while it keeps retrying.
-    pub async fn next(&mut self) -> Option<Result<WatchMessage, StoreError>> {
+    pub async fn next(&mut self) -> Option<std::result::Result<WatchMessage, StoreError>> {
         self.rx.recv().await
     }
 }
 
+/// Why a store operation failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// A compare-and-swap did not hold: the key changed since it was read.
@@ -127,6 +137,7 @@ pub enum StoreError {
     /// The revision asked for is older than the oldest one kept.
     #[error("required revision {requested} has been compacted (compact revision {compacted})")]
     Compacted { requested: i64, compacted: i64 },
+    /// The lease does not exist (never granted, expired or revoked).
     #[error("lease {0} not found")]
     LeaseNotFound(LeaseId),
     /// The store cannot be reached or did not answer in time.
@@ -140,6 +151,7 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// The result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The config store. All methods are safe to call concurrently.
@@ -163,7 +175,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// revision after the delete.
     async fn delete_prefix(&self, prefix: &str) -> Result<(usize, i64)>;
 
-    /// Watches `prefix` for changes with revision >= `from_revision`. When that revision was
+    /// Watches `prefix` for changes with revision >= `from_revision`; `from_revision <= 0`
+    /// means "from the next revision on" (like etcd's `start_revision = 0`). The usual pattern is
+    /// `range(prefix)` at revision R, then `watch(prefix, R + 1)`. When `from_revision` was
     /// compacted the first message is a [`WatchMessage::Resync`]. The watch survives transient
     /// outages of the back end: it reconnects and continues from the last revision delivered.
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<Watch>;
@@ -177,7 +191,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Revokes a lease: every key bound to it is deleted (one revision).
     async fn lease_revoke(&self, lease: LeaseId) -> Result<()>;
 
-    /// Discards history before `revision`; watches from older revisions then resync.
+    /// Discards history before `revision`; watches from older revisions then resync. Compacting
+    /// at or below an earlier compaction is a no-op; a revision in the future is an error.
     async fn compact(&self, revision: i64) -> Result<()>;
 
     /// The current store revision.

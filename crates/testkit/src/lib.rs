@@ -4,4 +4,11 @@
 //! the handle is dropped.
 
 pub mod etcd;
+pub mod http;
+pub mod portico;
 pub mod ports;
+pub mod tls;
+
+pub use etcd::{EtcdCluster, EtcdServer};
+pub use ports::{free_port, wait_for_port};
+pub use tls::TestCerts;

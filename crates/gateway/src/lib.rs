@@ -1,0 +1,87 @@
+//! Portico's data plane: listeners (HTTP/1.1, h2c, TLS with SNI and mTLS), routing, proxying with
+//! pooled upstream connections, retries and timeouts, on one atomically swapped [`Snapshot`].
+//!
+//! A request loads the current snapshot once and keeps it to the end, whatever swaps happen
+//! meanwhile; a new snapshot is compiled off the request path ([`node`]) and swapped in whole.
+
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod node;
+pub mod pool;
+mod proxy;
+pub mod server;
+pub mod uri;
+pub mod vars;
+mod websocket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use portico_snapshot::Snapshot;
+
+pub use proxy::ConnInfo;
+
+/// Limits that protect the gateway from clients (nginx's `client_*` settings).
+#[derive(Clone, Debug)]
+pub struct ClientLimits {
+    /// Bytes for the request line and headers together; over it the client gets 431 (or 414
+    /// for a request line alone).
+    pub max_header_bytes: usize,
+    /// Headers per request.
+    pub max_headers: usize,
+    /// Largest request body; `None` = unlimited (APISIX's `client_max_body_size 0`).
+    pub max_body_bytes: Option<u64>,
+    /// Time a client has to send its request headers.
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body_bytes: None,
+            header_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One data-plane node's request handling state.
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    pool: pool::Pool,
+    server_header: HeaderValue,
+    limits: ClientLimits,
+}
+
+impl Gateway {
+    /// A gateway serving `snapshot` (use [`Snapshot::empty`] before the first config load).
+    pub fn new(snapshot: Snapshot, limits: ClientLimits) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            pool: pool::Pool::default(),
+            server_header: HeaderValue::from_static(concat!("Portico/", env!("CARGO_PKG_VERSION"))),
+            limits,
+        })
+    }
+
+    /// The snapshot new requests use.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Makes `snapshot` the one new requests use; requests in flight finish on theirs.
+    pub fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
+    }
+
+    pub fn limits(&self) -> &ClientLimits {
+        &self.limits
+    }
+}

@@ -1,0 +1,259 @@
+//! The roles of the binary: `up` (all in one), `cp` (control plane), `dp` (data-plane node).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_control::{AdminApi, AdminKey, Role, Scope};
+use portico_gateway::node::NodeSettings;
+use portico_gateway::{ClientLimits, Gateway};
+use portico_model::{Keyring, Registry};
+use portico_snapshot::Snapshot;
+use portico_store::embedded::EmbeddedStore;
+use portico_store::etcd::{EtcdConfig, EtcdStore, EtcdTls};
+use portico_store::SharedStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::Command;
+use crate::secrets;
+use crate::settings::Settings;
+
+/// The workspace that `portico up` and the Admin API of `portico cp` serve.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+pub async fn run(command: Command) -> Result<(), String> {
+    let (settings, role) = match command {
+        Command::Up(args) => (Settings::for_up(&args), Mode::Up),
+        Command::Cp(args) => (Settings::for_cp(&args), Mode::Cp),
+        Command::Dp(args) => (Settings::for_cp(&args), Mode::Dp),
+    };
+    let settings = settings.map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&settings.data).map_err(|e| {
+        format!(
+            "cannot create the data folder {}: {e}",
+            settings.data.display()
+        )
+    })?;
+    if role == Mode::Dp && settings.etcd.endpoints.is_empty() {
+        return Err("portico dp follows a cluster's etcd: give --etcd-endpoints".into());
+    }
+    let store = open_store(&settings, role != Mode::Up).await?;
+    let plugins = Arc::new(portico_plugins::registry());
+    let keyring = Arc::new(keyring(&settings)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut out = Banner::new(role, &settings);
+    let mut tasks = Vec::new();
+
+    if role != Mode::Dp {
+        let (api, key_line) =
+            admin_api(&settings, store.clone(), plugins.clone(), keyring.clone())?;
+        let listener = bind(&settings.admin_addr, "admin").await?;
+        out.line(&key_line);
+        out.line(&format!(
+            "admin API: http://{}/apisix/admin",
+            local(&listener)?
+        ));
+        tasks.push(tokio::spawn(portico_control::server::serve(
+            listener,
+            api,
+            stopped(stop_rx.clone()),
+        )));
+    }
+    if role != Mode::Cp {
+        let gateway = Gateway::new(Snapshot::empty(), ClientLimits::default());
+        let (applied_tx, _applied_rx) = watch::channel(0);
+        let node = NodeSettings {
+            cluster_prefix: settings.cluster_prefix.clone(),
+            last_known_good: Some(settings.data.join("last-known-good.json")),
+            debounce: Duration::from_millis(5),
+        };
+        tokio::spawn(portico_gateway::node::follow(
+            gateway.clone(),
+            store.clone(),
+            node,
+            plugins.clone(),
+            keyring.clone(),
+            applied_tx,
+        ));
+        for (addr, tls, what) in [
+            (&settings.proxy_addr, false, "proxy"),
+            (&settings.proxy_tls_addr, true, "proxy (TLS)"),
+        ] {
+            let listener = bind(addr, what).await?;
+            let scheme = if tls { "https" } else { "http" };
+            out.line(&format!("{what}: {scheme}://{}", local(&listener)?));
+            tasks.push(tokio::spawn(portico_gateway::server::serve(
+                gateway.clone(),
+                listener,
+                tls,
+                stopped(stop_rx.clone()),
+            )));
+        }
+    }
+    out.finish();
+
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Which parts of Portico this process runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Up,
+    Cp,
+    Dp,
+}
+
+/// What the process prints on start: one line per fact, stable for scripts and tests.
+struct Banner {
+    lines: Vec<String>,
+}
+
+impl Banner {
+    fn new(role: Mode, settings: &Settings) -> Banner {
+        let name = match role {
+            Mode::Up => "up",
+            Mode::Cp => "cp",
+            Mode::Dp => "dp",
+        };
+        Banner {
+            lines: vec![
+                format!("Portico {} ({name})", env!("CARGO_PKG_VERSION")),
+                format!("data folder: {}", settings.data.display()),
+                format!("cluster prefix: {}", settings.cluster_prefix),
+            ],
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.lines.push(line.to_string());
+    }
+
+    fn finish(self) {
+        let mut out = std::io::stdout().lock();
+        for line in self.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    }
+}
+
+fn admin_api(
+    settings: &Settings,
+    store: SharedStore,
+    plugins: Arc<Registry>,
+    keyring: Arc<Keyring>,
+) -> Result<(Arc<AdminApi>, String), String> {
+    let (admin_key, generated) =
+        secrets::load_or_generate(&settings.data, "admin.key", settings.admin_key.as_deref())?;
+    let key_line = if settings.admin_key.is_some() {
+        "admin key: from the settings".to_string()
+    } else {
+        let how = if generated {
+            "generated; kept in"
+        } else {
+            "from"
+        };
+        format!(
+            "admin key: {admin_key} ({how} {})",
+            settings.data.join("admin.key").display()
+        )
+    };
+    let mut keys = vec![AdminKey {
+        key: admin_key,
+        role: Role::Admin,
+    }];
+    if let Some(viewer) = &settings.viewer_key {
+        keys.push(AdminKey {
+            key: viewer.clone(),
+            role: Role::Viewer,
+        });
+    }
+    let scope = Scope {
+        cluster_prefix: settings.cluster_prefix.clone(),
+        workspace: DEFAULT_WORKSPACE.into(),
+    };
+    let api = AdminApi::new(store, plugins, keyring, keys, scope);
+    Ok((Arc::new(api), key_line))
+}
+
+/// The keyring from the settings, else the one generated into the data folder.
+fn keyring(settings: &Settings) -> Result<Keyring, String> {
+    let keys = if settings.keyring.is_empty() {
+        vec![secrets::load_or_generate(&settings.data, "keyring", None)?.0]
+    } else {
+        settings.keyring.clone()
+    };
+    Keyring::new(keys).map_err(|e| format!("keyring: {e}"))
+}
+
+async fn open_store(settings: &Settings, may_use_etcd: bool) -> Result<SharedStore, String> {
+    if may_use_etcd && !settings.etcd.endpoints.is_empty() {
+        let etcd = &settings.etcd;
+        let tls = match (&etcd.ca, &etcd.cert, &etcd.key) {
+            (None, None, None) => None,
+            (ca, cert, key) => Some(
+                EtcdTls::from_files(ca.as_deref(), cert.as_deref(), key.as_deref())
+                    .map_err(|e| format!("etcd TLS material: {e}"))?,
+            ),
+        };
+        let mut config = EtcdConfig::new(etcd.endpoints.clone());
+        config.user = etcd.user.clone();
+        config.password = etcd.password.clone();
+        config.tls = tls;
+        let store = EtcdStore::connect(config)
+            .await
+            .map_err(|e| format!("etcd {}: {e}", etcd.endpoints.join(",")))?;
+        return Ok(Arc::new(store));
+    }
+    let path = settings.data.join("store.db");
+    let store = EmbeddedStore::open(&path)
+        .map_err(|e| format!("cannot open the store {}: {e}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}
+
+fn local(listener: &TcpListener) -> Result<SocketAddr, String> {
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
