@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::http::{self, Response};
 
-/// A running `portico up`. Killed when dropped.
+/// A running `portico` process (`up`, `cp` or `dp`). Killed when dropped.
 pub struct Portico {
     child: Option<Child>,
     binary: PathBuf,
+    args: Vec<String>,
     data: PathBuf,
     envs: Vec<(String, String)>,
     /// Every line the process printed on stdout.
@@ -29,9 +30,15 @@ impl Portico {
     /// Starts `binary up` with its data in `data`, every listener on 127.0.0.1:0, and waits
     /// until it prints the admin address.
     pub fn up(binary: &Path, data: &Path, envs: &[(&str, &str)]) -> Portico {
+        Self::start_role(binary, &["up"], data, envs)
+    }
+
+    /// Starts `binary <args>` (e.g. `["dp", "--etcd-endpoints", ep]`) like [`Portico::up`].
+    pub fn start_role(binary: &Path, args: &[&str], data: &Path, envs: &[(&str, &str)]) -> Portico {
         let mut p = Portico {
             child: None,
             binary: binary.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             data: data.to_path_buf(),
             envs: envs
                 .iter()
@@ -49,7 +56,7 @@ impl Portico {
 
     fn start(&mut self) {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("up")
+        cmd.args(&self.args)
             .env("PORTICO_DATA", &self.data)
             .env("PORTICO_ADMIN_ADDR", "127.0.0.1:0")
             .env("PORTICO_PROXY_ADDR", "127.0.0.1:0")
