@@ -10,14 +10,51 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::AdminApi;
+use crate::{AdminApi, ManageApi};
+
+/// Something that answers admin-listener requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>> + Send + '_>,
+    >;
+}
+
+impl Handler for AdminApi {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>> + Send + '_>,
+    > {
+        Box::pin(self.handle(req))
+    }
+}
+
+impl Handler for ManageApi {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>> + Send + '_>,
+    > {
+        Box::pin(self.handle(req))
+    }
+}
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `api` on `listener` until `shutdown` resolves, then lets open connections finish their
 /// current request (up to ten seconds) and returns.
-pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, shutdown: impl Future<Output = ()>) {
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    api: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -36,7 +73,7 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, shutdown: impl Fut
                 let api = api.clone();
                 let service = service_fn(move |req| {
                     let api = api.clone();
-                    async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(api.call(req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);

@@ -35,6 +35,7 @@
 mod check;
 pub mod keyring;
 mod kind;
+pub mod node;
 pub mod plugin;
 pub mod schema;
 pub mod schemas;

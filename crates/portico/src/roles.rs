@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_control::{AdminApi, AdminKey, Role, Scope};
+use portico_control::manage::{register_control_plane, NodeThresholds, SystemStoreInfo};
+use portico_control::{AdminKey, ManageApi, Role};
 use portico_gateway::node::NodeSettings;
 use portico_gateway::{ClientLimits, Gateway};
 use portico_model::{Keyring, Registry};
@@ -19,9 +20,6 @@ use tokio::sync::watch;
 use crate::cli::Command;
 use crate::secrets;
 use crate::settings::Settings;
-
-/// The workspace that `portico up` and the Admin API of `portico cp` serve.
-pub const DEFAULT_WORKSPACE: &str = "default";
 
 pub async fn run(command: Command) -> Result<(), String> {
     let (settings, role) = match command {
@@ -45,16 +43,26 @@ pub async fn run(command: Command) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut out = Banner::new(role, &settings);
     let mut tasks = Vec::new();
+    // Tasks that run until the process ends; aborted at shutdown.
+    let mut background = Vec::new();
 
     if role != Mode::Dp {
         let (api, key_line) =
             admin_api(&settings, store.clone(), plugins.clone(), keyring.clone())?;
+        api.ensure_default_cluster(&settings.cluster_prefix)
+            .await
+            .map_err(|e| format!("cannot create the default cluster: {e}"))?;
         let listener = bind(&settings.admin_addr, "admin").await?;
+        let admin_addr = local(&listener)?;
         out.line(&key_line);
-        out.line(&format!(
-            "admin API: http://{}/apisix/admin",
-            local(&listener)?
-        ));
+        out.line(&format!("admin API: http://{admin_addr}/apisix/admin"));
+        out.line(&format!("management API: http://{admin_addr}/api/v1"));
+        let id = format!("{}-{}", hostname(), std::process::id());
+        let record = serde_json::json!({
+            "id": id, "hostname": hostname(), "admin_address": admin_addr.to_string(),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        background.push(register_control_plane(store.clone(), id, record));
         tasks.push(tokio::spawn(portico_control::server::serve(
             listener,
             api,
@@ -96,6 +104,9 @@ pub async fn run(command: Command) -> Result<(), String> {
 
     shutdown_signal().await;
     let _ = stop_tx.send(true);
+    for task in background {
+        task.abort();
+    }
     for task in tasks {
         let _ = task.await;
     }
@@ -151,7 +162,7 @@ fn admin_api(
     store: SharedStore,
     plugins: Arc<Registry>,
     keyring: Arc<Keyring>,
-) -> Result<(Arc<AdminApi>, String), String> {
+) -> Result<(Arc<ManageApi>, String), String> {
     let (admin_key, generated) =
         secrets::load_or_generate(&settings.data, "admin.key", settings.admin_key.as_deref())?;
     let key_line = if settings.admin_key.is_some() {
@@ -177,11 +188,17 @@ fn admin_api(
             role: Role::Viewer,
         });
     }
-    let scope = Scope {
-        cluster_prefix: settings.cluster_prefix.clone(),
-        workspace: DEFAULT_WORKSPACE.into(),
+    let info = SystemStoreInfo {
+        etcd_endpoints: settings.etcd.endpoints.clone(),
     };
-    let api = AdminApi::new(store, plugins, keyring, keys, scope);
+    let api = ManageApi::new(
+        store,
+        info,
+        plugins,
+        keyring,
+        keys,
+        NodeThresholds::default(),
+    );
     Ok((Arc::new(api), key_line))
 }
 
@@ -228,6 +245,16 @@ async fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, String> {
     listener.local_addr().map_err(|e| e.to_string())
+}
+
+/// This machine's host name (`HOSTNAME`, else `/etc/hostname`, else `localhost`).
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Resolves once `stop` turns true.

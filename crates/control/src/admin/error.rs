@@ -19,6 +19,9 @@ pub enum AdminError {
     /// 401 `{"error_msg":"failed to check token","description": ...}`.
     #[error("failed to check token: {0}")]
     Unauthorized(&'static str),
+    /// 403 `{"error_msg": ...}`: the caller's token does not reach this object.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 `{"message":"Key not found"}`.
     #[error("Key not found")]
     KeyNotFound,
@@ -48,6 +51,7 @@ impl AdminError {
                 StatusCode::BAD_REQUEST
             }
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::KeyNotFound | AdminError::NotFound(_) | AdminError::NoRoute => {
                 StatusCode::NOT_FOUND
             }

@@ -16,6 +16,27 @@ impl AdminApi {
         for (kind, id) in portico_model::references(addr.kind, conf) {
             self.check_reference(kind, &id).await?;
         }
+        if let (Kind::Route, Some(policy)) = (addr.kind, &self.hosts) {
+            let mut hosts: Vec<String> = conf
+                .get("hosts")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(h) = conf.get("host").and_then(Value::as_str) {
+                hosts.push(h.to_string());
+            }
+            if !hosts.is_empty() {
+                policy
+                    .check(&self.scope.workspace, &hosts)
+                    .await
+                    .map_err(AdminError::Invalid)?;
+            }
+        }
         match addr.kind {
             Kind::Consumer | Kind::Credential => self.check_unique_auth_keys(addr, conf).await,
             Kind::GlobalRule => self.check_global_rule_plugins(addr, conf).await,

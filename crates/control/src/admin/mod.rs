@@ -7,9 +7,9 @@
 mod error;
 mod integrity;
 mod list;
-mod merge;
+pub(crate) mod merge;
 mod meta;
-mod request;
+pub(crate) mod request;
 mod resource;
 
 use std::sync::Arc;
@@ -23,6 +23,17 @@ use portico_store::SharedStore;
 use serde_json::Value;
 
 pub use error::{AdminError, AdminResult};
+
+/// Decides whether routes of a workspace may use some hosts (workspaces claim hostnames).
+pub trait HostPolicy: Send + Sync {
+    /// Checks the hosts of a route about to be written in `workspace`; the error says which host
+    /// is claimed by whom.
+    fn check<'a>(
+        &'a self,
+        workspace: &'a str,
+        hosts: &'a [String],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
 use request::Call;
 
 /// What a key may do.
@@ -68,6 +79,7 @@ pub struct AdminApi {
     /// the write that relies on it cannot interleave with another write of this process.
     write_lock: tokio::sync::Mutex<()>,
     server_header: HeaderValue,
+    hosts: Option<Arc<dyn HostPolicy>>,
 }
 
 impl AdminApi {
@@ -88,7 +100,14 @@ impl AdminApi {
             scope,
             write_lock: tokio::sync::Mutex::new(()),
             server_header: HeaderValue::from_static(concat!("Portico/", env!("CARGO_PKG_VERSION"))),
+            hosts: None,
         }
+    }
+
+    /// Checks the hosts of every route written through this API with `policy`.
+    pub fn with_host_policy(mut self, policy: Arc<dyn HostPolicy>) -> Self {
+        self.hosts = Some(policy);
+        self
     }
 
     /// Answers one HTTP request addressed to the admin listener.

@@ -146,6 +146,20 @@ impl EtcdStore {
         store.revision().await?;
         Ok(store)
     }
+
+    /// The version of the etcd member that answers (`/v3/maintenance/status`).
+    pub async fn server_version(&self) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            #[serde(default)]
+            version: String,
+        }
+        let status: Status = self
+            .client
+            .call("/v3/maintenance/status", &json!({}), true)
+            .await?;
+        Ok(status.version)
+    }
 }
 
 /// Reads every key under `prefix` at one revision, page by page.
