@@ -1,11 +1,18 @@
 //! The one body type of the data plane, both directions: nothing, a buffer, or a stream from the
-//! other side (client request body to the upstream, upstream response body to the client).
+//! other side. A client's request body streams to the upstream counted against the size limit
+//! ([`RequestBody`]); an upstream's response body streams to the client under the read timeout
+//! ([`UpstreamBody`]). Neither is ever held whole.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::sync::Notify;
 
 use crate::pool::Checkin;
 
@@ -18,15 +25,193 @@ pub enum GatewayBody {
     Empty,
     /// A body the gateway produced (error pages, plugin answers); taken on the first poll.
     Full(Option<Bytes>),
-    /// A body streamed from the client or the upstream, frame by frame (trailers included).
+    /// A body passed through frame by frame (trailers included), unobserved.
     Stream(Incoming),
-    /// An upstream response body: when it ends cleanly its connection goes back to the pool.
-    Pooled(Incoming, Option<Checkin>),
+    /// A client's request body on its way to the upstream.
+    Request(RequestBody),
+    /// An upstream's response body on its way to the client.
+    Upstream(UpstreamBody),
 }
 
 impl GatewayBody {
     pub fn full(bytes: impl Into<Bytes>) -> GatewayBody {
         GatewayBody::Full(Some(bytes.into()))
+    }
+}
+
+/// Where a request body stands, as the proxy sees it while waiting for the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyState {
+    /// Frames are still being sent.
+    Streaming,
+    /// The last frame was handed to the upstream connection.
+    Done,
+    /// The body grew past `max_body_bytes`; it was cut off (413 for the client).
+    TooLarge,
+    /// Reading it from the client failed (the client went away or sent bad framing).
+    ClientError,
+}
+
+/// Shared between a [`RequestBody`] and the proxy: how far the body got and when it last moved,
+/// so that the proxy can apply the send timeout while it streams and the read timeout once it
+/// is done, and tell a refused body from an upstream failure.
+#[derive(Debug)]
+pub struct BodyWatch {
+    base: Instant,
+    /// Nanoseconds after `base` of the last frame handed on (or of the start, or of the end).
+    moved: AtomicU64,
+    state: AtomicU8,
+    changed: Notify,
+}
+
+impl BodyWatch {
+    /// A watch for a body about to stream.
+    pub fn new() -> Arc<BodyWatch> {
+        Arc::new(BodyWatch {
+            base: Instant::now(),
+            moved: AtomicU64::new(0),
+            state: AtomicU8::new(0),
+            changed: Notify::new(),
+        })
+    }
+
+    /// A watch for a request without a body.
+    pub fn done() -> Arc<BodyWatch> {
+        let w = BodyWatch::new();
+        w.state.store(1, Ordering::Release);
+        w
+    }
+
+    pub fn state(&self) -> BodyState {
+        match self.state.load(Ordering::Acquire) {
+            0 => BodyState::Streaming,
+            1 => BodyState::Done,
+            2 => BodyState::TooLarge,
+            _ => BodyState::ClientError,
+        }
+    }
+
+    /// When the body last moved (a frame, or its end).
+    pub fn last_moved(&self) -> Instant {
+        self.base + Duration::from_nanos(self.moved.load(Ordering::Acquire))
+    }
+
+    /// Resolves after the state changes (or spuriously); re-check [`state`](Self::state).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    fn moved_now(&self) {
+        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.moved.store(nanos, Ordering::Release);
+    }
+
+    fn set(&self, state: BodyState) {
+        let code = match state {
+            BodyState::Streaming => 0,
+            BodyState::Done => 1,
+            BodyState::TooLarge => 2,
+            BodyState::ClientError => 3,
+        };
+        self.moved_now();
+        if self
+            .state
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// A client's request body, counted against `max_body_bytes`: past the limit it ends in an
+/// error, so the upstream sees an aborted body and never a complete oversized request.
+pub struct RequestBody {
+    inner: Incoming,
+    limit: Option<u64>,
+    seen: u64,
+    watch: Arc<BodyWatch>,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: Option<u64>, watch: Arc<BodyWatch>) -> RequestBody {
+        RequestBody {
+            inner,
+            limit,
+            seen: 0,
+            watch,
+        }
+    }
+}
+
+/// The error a [`RequestBody`] ends with past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than {0} bytes")]
+pub struct TooLarge(pub u64);
+
+/// The error an [`UpstreamBody`] ends with when the upstream stalls.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent nothing for {0:?} while sending the response body")]
+pub struct ReadTimeout(pub Duration);
+
+/// An upstream's response body. Between two frames the upstream has the read timeout (nginx's
+/// `proxy_read_timeout`); past it the body ends in an error. When the body ends cleanly its
+/// connection goes back to the pool; however it ends, `done` (the node's in-flight count) is
+/// dropped.
+pub struct UpstreamBody {
+    inner: Incoming,
+    checkin: Option<Checkin>,
+    read_timeout: Duration,
+    last_frame: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: Option<Box<dyn Send + Sync>>,
+}
+
+impl UpstreamBody {
+    pub fn new(
+        inner: Incoming,
+        checkin: Option<Checkin>,
+        read_timeout: Duration,
+        done: Box<dyn Send + Sync>,
+    ) -> UpstreamBody {
+        UpstreamBody {
+            inner,
+            checkin,
+            read_timeout,
+            last_frame: Instant::now(),
+            timer: None,
+            done: Some(done),
+        }
+    }
+
+    fn finish(&mut self, clean: bool) {
+        if let Some(c) = self.checkin.take() {
+            if clean {
+                c.release();
+            }
+        }
+        self.done = None;
+        self.timer = None;
+    }
+
+    /// Whether the read timeout ran out; arms the timer for the current deadline otherwise.
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let deadline = self.last_frame + self.read_timeout;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            let deadline = tokio::time::Instant::from_std(deadline);
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
     }
 }
 
@@ -44,24 +229,8 @@ impl Body for GatewayBody {
             GatewayBody::Stream(inner) => Pin::new(inner)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(Into::into))),
-            GatewayBody::Pooled(inner, checkin) => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => {
-                        if let Some(c) = checkin.take() {
-                            c.release();
-                        }
-                    }
-                    Poll::Ready(Some(Err(_))) => drop(checkin.take()),
-                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
-                        if let Some(c) = checkin.take() {
-                            c.release();
-                        }
-                    }
-                    _ => {}
-                }
-                polled.map(|f| f.map(|r| r.map_err(Into::into)))
-            }
+            GatewayBody::Request(b) => poll_request(b, cx),
+            GatewayBody::Upstream(b) => poll_upstream(b, cx),
         }
     }
 
@@ -69,7 +238,9 @@ impl Body for GatewayBody {
         match self {
             GatewayBody::Empty => true,
             GatewayBody::Full(bytes) => bytes.is_none(),
-            GatewayBody::Stream(inner) | GatewayBody::Pooled(inner, _) => inner.is_end_stream(),
+            GatewayBody::Stream(inner) => inner.is_end_stream(),
+            GatewayBody::Request(b) => b.inner.is_end_stream(),
+            GatewayBody::Upstream(b) => b.inner.is_end_stream(),
         }
     }
 
@@ -79,7 +250,69 @@ impl Body for GatewayBody {
             GatewayBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            GatewayBody::Stream(inner) | GatewayBody::Pooled(inner, _) => inner.size_hint(),
+            GatewayBody::Stream(inner) => inner.size_hint(),
+            GatewayBody::Request(b) => b.inner.size_hint(),
+            GatewayBody::Upstream(b) => b.inner.size_hint(),
         }
+    }
+}
+
+fn poll_request(
+    b: &mut RequestBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    let polled = std::task::ready!(Pin::new(&mut b.inner).poll_frame(cx));
+    Poll::Ready(match polled {
+        None => {
+            b.watch.set(BodyState::Done);
+            None
+        }
+        Some(Ok(frame)) => {
+            if let Some(data) = frame.data_ref() {
+                b.seen += data.len() as u64;
+                if let Some(limit) = b.limit.filter(|l| b.seen > *l) {
+                    b.watch.set(BodyState::TooLarge);
+                    return Poll::Ready(Some(Err(TooLarge(limit).into())));
+                }
+            }
+            if b.inner.is_end_stream() {
+                b.watch.set(BodyState::Done);
+            } else {
+                b.watch.moved_now();
+            }
+            Some(Ok(frame))
+        }
+        Some(Err(e)) => {
+            b.watch.set(BodyState::ClientError);
+            Some(Err(e.into()))
+        }
+    })
+}
+
+fn poll_upstream(
+    b: &mut UpstreamBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    match Pin::new(&mut b.inner).poll_frame(cx) {
+        Poll::Ready(None) => {
+            b.finish(true);
+            Poll::Ready(None)
+        }
+        Poll::Ready(Some(Ok(frame))) => {
+            b.last_frame = Instant::now();
+            if b.inner.is_end_stream() {
+                b.finish(true);
+            }
+            Poll::Ready(Some(Ok(frame)))
+        }
+        Poll::Ready(Some(Err(e))) => {
+            b.finish(false);
+            Poll::Ready(Some(Err(e.into())))
+        }
+        Poll::Pending if b.done.is_some() && b.timed_out(cx) => {
+            b.finish(false);
+            Poll::Ready(Some(Err(ReadTimeout(b.read_timeout).into())))
+        }
+        Poll::Pending => Poll::Pending,
     }
 }

@@ -21,12 +21,14 @@ pub enum ProxyError {
     /// The upstream has no node (or no node could be picked): 503.
     #[error("no valid upstream node")]
     NoNode,
-    /// Every try failed on connect/send errors: 502.
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
-    /// The upstream did not answer in time: 504.
-    #[error("upstream timed out: {0}")]
-    Timeout(String),
+    /// No node could answer: every try failed on connect/send errors, or no node was left to
+    /// try, or `retry_timeout` ran out: 502. `tries` holds the status of each failed try (nginx's
+    /// `$upstream_status`, e.g. `[502, 504]`).
+    #[error("upstream unreachable: {reason}")]
+    Unreachable { reason: String, tries: Vec<u16> },
+    /// The last try timed out: 504.
+    #[error("upstream timed out: {reason}")]
+    Timeout { reason: String, tries: Vec<u16> },
     /// The client sent something the gateway refuses (malformed, too large, mTLS): 4xx.
     #[error("bad request: {1}")]
     Client(StatusCode, String),
@@ -39,9 +41,11 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::MissingUpstream(_) | ProxyError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::MissingUpstream(_) | ProxyError::Unreachable { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::NoUpstream | ProxyError::NoNode => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Client(status, _) => *status,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,8 +59,29 @@ impl ProxyError {
                 "text/plain; charset=utf-8",
                 Bytes::from_static(b"{\"error_msg\":\"404 Route Not Found\"}\n"),
             ),
+            ProxyError::Unreachable { tries, .. } | ProxyError::Timeout { tries, .. } => {
+                let mut resp = error_page(self.status());
+                set_upstream_status(&mut resp, tries);
+                resp
+            }
             other => error_page(other.status()),
         }
+    }
+}
+
+/// `X-APISIX-Upstream-Status: 502, 504` (nginx's `$upstream_status`, one entry per try) when
+/// the last try ended in a 5xx, as APISIX's `set_resp_upstream_status` does.
+pub fn set_upstream_status(resp: &mut Response<GatewayBody>, tries: &[u16]) {
+    if !tries.last().is_some_and(|s| (500..600).contains(s)) {
+        return;
+    }
+    let text = tries
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = HeaderValue::from_str(&text) {
+        resp.headers_mut().insert("x-apisix-upstream-status", v);
     }
 }
 
@@ -64,6 +89,7 @@ impl ProxyError {
 pub fn reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "Authorization Required",
+        408 => "Request Time-out",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Large",
         431 => "Request Header Fields Too Large",

@@ -1,7 +1,7 @@
 //! Headers on the way through: what the upstream gets (APISIX's forwarded headers, §4.6) and
 //! what the client gets back. Hop-by-hop headers never cross the gateway.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -37,6 +37,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         headers.remove(name);
     }
+}
+
+/// `$remote_addr` after nginx's real-IP module as APISIX configures it by default
+/// (`set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;`, §3.5): a request from 127.0.0.1
+/// that carries a valid `X-Real-IP` comes from that address; any other peer is itself.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if peer != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        return peer;
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 /// Facts about the client connection that the forwarded headers carry.
@@ -137,6 +151,18 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "example.com:8080");
         assert_eq!(h["x-forwarded-port"], "8080");
         assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn real_ip_is_trusted_from_loopback_only() {
+        let mut h = HeaderMap::new();
+        h.insert("x-real-ip", HeaderValue::from_static("10.1.2.3"));
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_ip(local, &h), "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(other, &h), other);
+        h.insert("x-real-ip", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_ip(local, &h), local);
     }
 
     #[test]

@@ -5,12 +5,18 @@
 //! meanwhile; a new snapshot is compiled off the request path ([`node`]) and swapped in whole.
 
 pub mod body;
+mod call;
 pub mod error;
 pub mod forward;
+mod guard;
+mod head;
+pub mod health;
 pub mod node;
 pub mod pool;
 mod proxy;
+pub mod registration;
 pub mod server;
+pub mod status;
 pub mod uri;
 pub mod vars;
 mod websocket;
@@ -34,9 +40,11 @@ pub struct ClientLimits {
     pub max_headers: usize,
     /// Largest request body; `None` = unlimited (APISIX's `client_max_body_size 0`).
     pub max_body_bytes: Option<u64>,
-    /// Time a client has to send its request headers.
+    /// Time a client has to send its request headers, from their first byte (from the
+    /// connection's start for its first request, and for the TLS handshake); past it the
+    /// connection is closed without an answer, as nginx does.
     pub header_timeout: Duration,
-    /// Time an idle keep-alive connection is kept open.
+    /// Time an idle keep-alive connection is kept open waiting for its next request.
     pub keepalive_timeout: Duration,
 }
 

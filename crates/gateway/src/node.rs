@@ -1,6 +1,15 @@
 //! Keeping a node's snapshot in step with the store: load the cluster's objects, watch for
-//! changes, compile each new snapshot off the request path and swap it in. The node writes a
+//! changes, compile each new snapshot off the request path and swap it in, then let the active
+//! health checkers ([`crate::health`]) follow the new upstreams. The node writes a
 //! last-known-good copy of its config to disk and starts from it when the store is unreachable.
+//!
+//! Failure handling, in short: the node never stops serving its current snapshot because of the
+//! store. A store that cannot be read at start means the last-known-good copy (or nothing) until
+//! it can; a watch that reports errors keeps being read (the back end reconnects by itself and
+//! resumes, or resyncs after a compaction); a watch that ends, or cannot be created, makes the
+//! node read the whole prefix again, with backoff.
+
+mod lkg;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,11 +17,24 @@ use std::time::Duration;
 
 use portico_model::{Keyring, Registry};
 use portico_snapshot::{Config, Item, Snapshot};
-use portico_store::{Event, EventKind, KeyValue, SharedStore, WatchMessage};
-use serde_json::{json, Value};
+use portico_store::{Event, EventKind, KeyValue, SharedStore, Watch, WatchMessage};
+use serde_json::Value;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use crate::health::Checker;
 use crate::Gateway;
+use lkg::LkgWriter;
+
+/// The first pause after a failed read or watch of the store; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between two attempts to reach the store.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Below the cluster prefix, the objects a snapshot is compiled from live under this
+/// (`ws/<workspace>/<kind>/<id>`). Other keys there (node records, drain switches, ...) change
+/// often and compile into nothing: they advance the applied revision without a recompile, and
+/// stay out of the last-known-good copy.
+const OBJECTS: &str = "ws/";
 
 /// Where a node reads its config and keeps its copy.
 #[derive(Clone, Debug)]
@@ -21,12 +43,15 @@ pub struct NodeSettings {
     pub cluster_prefix: String,
     /// The last-known-good file; `None` keeps no copy.
     pub last_known_good: Option<PathBuf>,
-    /// Changes arriving within this window are applied together.
+    /// Changes are applied together when they arrive within this window of the first one; a
+    /// steady stream of changes still gets a new snapshot every window.
     pub debounce: Duration,
 }
 
-/// Loads and follows the store for ever, swapping snapshots into `gateway`. `applied` receives
-/// the store revision of every snapshot swapped in.
+/// Loads and follows the store for ever, swapping snapshots into `gateway` and running the
+/// active health checks of their upstreams. `applied` receives the store revision of every
+/// snapshot swapped in. Dropping the future (aborting its task) stops the health checks; the
+/// newest last-known-good copy is still written.
 pub async fn follow(
     gateway: Arc<Gateway>,
     store: SharedStore,
@@ -36,132 +61,195 @@ pub async fn follow(
     applied: watch::Sender<i64>,
 ) {
     let prefix = format!("{}/", settings.cluster_prefix.trim_end_matches('/'));
-    let compiler = Compiler {
-        gateway: gateway.clone(),
+    let mut node = Node {
+        gateway,
         plugins,
         keyring,
         applied,
-        lkg: settings.last_known_good.clone(),
+        lkg: settings.last_known_good.clone().map(LkgWriter::spawn),
+        checker: Checker::new(),
+        config: Arc::new(Config::new()),
+        revision: 0,
+        prefix,
     };
-    let mut config = Config::new();
-    let mut revision = 0;
-    let mut loaded_from_store = false;
-    // Start from the local copy when the store cannot be read right away.
-    match store.range(&prefix).await {
+    let mut synced = match store.range(&node.prefix).await {
         Ok(range) => {
-            config = to_config(&prefix, &range.kvs);
-            revision = range.revision;
-            loaded_from_store = true;
+            node.replace(&range.kvs, range.revision);
+            node.apply(true).await;
+            true
         }
         Err(e) => {
-            tracing::warn!(
-                "config store unavailable at start ({e}); using the last known good copy"
-            );
-            if let Some((lkg_revision, lkg)) = settings.last_known_good.as_ref().and_then(read_lkg)
-            {
-                config = lkg;
-                revision = lkg_revision;
-            }
+            tracing::warn!("config store unavailable at start ({e})");
+            node.start_from_copy(settings.last_known_good).await;
+            false
         }
-    }
-    compiler.apply(&config, revision, loaded_from_store).await;
-
-    let mut backoff = Duration::from_millis(100);
+    };
+    let mut backoff = MIN_BACKOFF;
     loop {
-        if !loaded_from_store {
-            match store.range(&prefix).await {
+        if !synced {
+            match store.range(&node.prefix).await {
                 Ok(range) => {
-                    config = to_config(&prefix, &range.kvs);
-                    revision = range.revision;
-                    loaded_from_store = true;
-                    compiler.apply(&config, revision, true).await;
-                    backoff = Duration::from_millis(100);
+                    node.replace(&range.kvs, range.revision);
+                    node.apply(true).await;
                 }
                 Err(e) => {
                     tracing::debug!("config store still unavailable: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    pause(&mut backoff).await;
                     continue;
                 }
             }
         }
-        let mut watch = match store.watch(&prefix, revision + 1).await {
-            Ok(w) => w,
+        // Whatever ends the watch below, a full read catches up on what it missed.
+        synced = false;
+        let watch = match store.watch(&node.prefix, node.revision + 1).await {
+            Ok(watch) => watch,
             Err(e) => {
-                tracing::debug!("watch failed: {e}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::debug!("cannot watch the config store: {e}");
+                pause(&mut backoff).await;
                 continue;
             }
         };
-        while let Some(msg) = watch.next().await {
-            let mut changed = false;
-            let mut pending = Some(msg);
-            // Take everything that arrives within the debounce window as one change.
-            while let Some(msg) = pending.take() {
-                match msg {
-                    Ok(WatchMessage::Changes {
-                        revision: rev,
-                        events,
-                    }) => {
-                        apply_events(&prefix, &mut config, &events);
-                        revision = revision.max(rev);
-                        changed = true;
-                    }
-                    Ok(WatchMessage::Resync { revision: rev, kvs }) => {
-                        config = to_config(&prefix, &kvs);
-                        revision = rev;
-                        changed = true;
-                    }
-                    Err(e) => tracing::debug!("watch: {e}"),
-                }
-                if let Ok(Some(next)) = tokio::time::timeout(settings.debounce, watch.next()).await
-                {
-                    pending = Some(next);
-                }
-            }
-            if changed {
-                compiler.apply(&config, revision, true).await;
-            }
+        let delivered = node.follow_watch(watch, settings.debounce).await;
+        tracing::debug!("config watch ended; reading the store again");
+        // Pause only if the watch gave nothing, so a store that ends every watch at once is
+        // not hammered.
+        if delivered {
+            backoff = MIN_BACKOFF;
+        } else {
+            pause(&mut backoff).await;
         }
-        // The watch ended (store closed or gone): read everything again.
-        loaded_from_store = false;
     }
 }
 
-struct Compiler {
+async fn pause(backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
+
+/// What watch messages did to a node's view, in increasing order of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Effect {
+    /// Nothing (a transient error).
+    Nothing,
+    /// The revision moved, no object changed: publish it, keep the snapshot.
+    Revision,
+    /// Objects changed: compile and swap.
+    Config,
+}
+
+/// The follow loop's state: the objects as last seen and everything needed to serve them.
+struct Node {
     gateway: Arc<Gateway>,
     plugins: Arc<Registry>,
     keyring: Arc<Keyring>,
     applied: watch::Sender<i64>,
-    lkg: Option<PathBuf>,
+    lkg: Option<LkgWriter>,
+    checker: Checker,
+    /// Shared with the compiler thread and the copy writer; copied on write.
+    config: Arc<Config>,
+    revision: i64,
+    prefix: String,
 }
 
-impl Compiler {
-    /// Compiles `config` on a blocking thread, swaps it in and (when it came from the store)
-    /// writes the last-known-good copy.
-    async fn apply(&self, config: &Config, revision: i64, save: bool) {
+impl Node {
+    /// Serves the last-known-good copy, if there is one (it is not written back).
+    async fn start_from_copy(&mut self, path: Option<PathBuf>) {
+        let Some(path) = path else {
+            return;
+        };
+        let copy = tokio::task::spawn_blocking(move || lkg::read(&path)).await;
+        if let Ok(Some((revision, config))) = copy {
+            tracing::warn!("serving the last known good config (revision {revision})");
+            self.config = Arc::new(config);
+            self.revision = revision;
+            self.apply(false).await;
+        }
+    }
+
+    /// Reads `watch` until it ends, applying changes in debounce windows. Returns whether it
+    /// delivered anything.
+    async fn follow_watch(&mut self, mut watch: Watch, debounce: Duration) -> bool {
+        let mut delivered = false;
+        while let Some(first) = watch.next().await {
+            delivered = true;
+            let mut effect = self.absorb(first);
+            let window_end = Instant::now() + debounce;
+            let mut ended = false;
+            loop {
+                match tokio::time::timeout_at(window_end, watch.next()).await {
+                    Ok(Some(next)) => effect = effect.max(self.absorb(next)),
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            match effect {
+                Effect::Config => self.apply(true).await,
+                Effect::Revision => {
+                    self.applied.send_replace(self.revision);
+                }
+                Effect::Nothing => {}
+            }
+            if ended {
+                break;
+            }
+        }
+        delivered
+    }
+
+    /// Takes one watch message into the config.
+    fn absorb(&mut self, message: portico_store::Result<WatchMessage>) -> Effect {
+        match message {
+            Ok(WatchMessage::Changes { revision, events }) => {
+                self.revision = self.revision.max(revision);
+                if !events.iter().any(|e| is_object(&self.prefix, &e.kv.key)) {
+                    return Effect::Revision;
+                }
+                apply_events(&self.prefix, Arc::make_mut(&mut self.config), &events);
+                Effect::Config
+            }
+            Ok(WatchMessage::Resync { revision, kvs }) => {
+                tracing::info!("config watch resynced at revision {revision}");
+                self.replace(&kvs, revision);
+                Effect::Config
+            }
+            Err(e) => {
+                // The back end keeps retrying; the node keeps serving what it has.
+                tracing::warn!("config watch interrupted: {e}");
+                Effect::Nothing
+            }
+        }
+    }
+
+    fn replace(&mut self, kvs: &[KeyValue], revision: i64) {
+        self.config = Arc::new(to_config(&self.prefix, kvs));
+        self.revision = revision;
+    }
+
+    /// Compiles the config on a blocking thread, swaps it in, publishes the revision, lets the
+    /// health checkers follow and (when `save`) hands the config to the copy writer.
+    async fn apply(&mut self, save: bool) {
         let previous = self.gateway.snapshot();
         let (plugins, keyring) = (self.plugins.clone(), self.keyring.clone());
-        let cfg = config.clone();
+        let (config, revision) = (self.config.clone(), self.revision);
         let compiled = tokio::task::spawn_blocking(move || {
-            portico_snapshot::compile(&cfg, revision, Some(&previous), &plugins, &keyring)
+            portico_snapshot::compile(&config, revision, Some(&previous), &plugins, &keyring)
         })
         .await;
-        let snapshot: Snapshot = match compiled {
-            Ok(s) => s,
+        let snapshot: Arc<Snapshot> = match compiled {
+            Ok(snapshot) => Arc::new(snapshot),
             Err(e) => {
-                tracing::error!("snapshot compile failed: {e}");
+                tracing::error!("compiling the snapshot of revision {revision} failed: {e}");
                 return;
             }
         };
-        self.gateway.swap(Arc::new(snapshot));
+        self.gateway.swap(snapshot.clone());
         self.applied.send_replace(revision);
-        if save {
-            if let Some(path) = &self.lkg {
-                let (path, config) = (path.clone(), config.clone());
-                tokio::task::spawn_blocking(move || write_lkg(&path, revision, &config));
-            }
+        self.checker.sync(&snapshot);
+        if let (true, Some(lkg)) = (save, &self.lkg) {
+            lkg.save(revision, self.config.clone());
         }
     }
 }
@@ -170,84 +258,92 @@ fn to_config(prefix: &str, kvs: &[KeyValue]) -> Config {
     kvs.iter().filter_map(|kv| item(prefix, kv)).collect()
 }
 
+/// The object of one stored key; `None` for keys that hold no object (outside the prefix or
+/// [`OBJECTS`]) and values that are not JSON (the compiler reports bad objects, but cannot see
+/// unreadable ones).
 fn item(prefix: &str, kv: &KeyValue) -> Option<(String, Item)> {
-    let rel = kv.key.strip_prefix(prefix)?;
-    let value: Value = serde_json::from_slice(&kv.value).ok()?;
-    Some((
-        rel.to_string(),
-        Item {
-            mod_revision: kv.mod_revision,
-            value,
-        },
-    ))
+    let rel = kv
+        .key
+        .strip_prefix(prefix)
+        .filter(|r| r.starts_with(OBJECTS))?;
+    let value: Value = match serde_json::from_slice(&kv.value) {
+        Ok(value) => value,
+        Err(e) => {
+            tracing::warn!("config object {rel} left out: not JSON ({e})");
+            return None;
+        }
+    };
+    let item = Item {
+        mod_revision: kv.mod_revision,
+        value,
+    };
+    Some((rel.to_string(), item))
+}
+
+/// Whether `key` is an object a snapshot is compiled from.
+fn is_object(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|r| r.starts_with(OBJECTS))
 }
 
 fn apply_events(prefix: &str, config: &mut Config, events: &[Event]) {
     for event in events {
-        let Some(rel) = event.kv.key.strip_prefix(prefix) else {
+        let Some(rel) = event
+            .kv
+            .key
+            .strip_prefix(prefix)
+            .filter(|r| r.starts_with(OBJECTS))
+        else {
             continue;
         };
-        match event.kind {
-            EventKind::Put => match item(prefix, &event.kv) {
-                Some((key, item)) => {
-                    config.insert(key, item);
-                }
-                None => {
-                    config.remove(rel);
-                }
+        let put = match event.kind {
+            EventKind::Put => item(prefix, &event.kv),
+            EventKind::Delete => None,
+        };
+        match put {
+            Some((key, item)) => config.insert(key, item),
+            None => config.remove(rel),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str, rev: i64) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn events_put_replace_and_delete_objects_below_the_prefix() {
+        let prefix = "/c/";
+        let mut config = to_config(prefix, &[kv("/c/ws/d/routes/1", r#"{"uri":"/a"}"#, 2)]);
+        let put = |key: &str, value: &str, rev| Event {
+            kind: EventKind::Put,
+            kv: kv(key, value, rev),
+        };
+        let events = [
+            put("/c/ws/d/routes/2", r#"{"uri":"/b"}"#, 3),
+            put("/other/ws/d/routes/3", r#"{"uri":"/x"}"#, 4),
+            put("/c/nodes/n1", r#"{"id":"n1"}"#, 4),
+            put("/c/ws/d/routes/1", "not json", 5),
+            Event {
+                kind: EventKind::Delete,
+                kv: kv("/c/ws/d/routes/9", "", 6),
             },
-            EventKind::Delete => {
-                config.remove(rel);
-            }
-        }
+        ];
+        apply_events(prefix, &mut config, &events);
+        let keys: Vec<&str> = config.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["ws/d/routes/2"]);
+        assert_eq!(config["ws/d/routes/2"].mod_revision, 3);
+        assert!(is_object(prefix, "/c/ws/d/routes/2") && !is_object(prefix, "/c/nodes/n1"));
     }
-}
-
-fn write_lkg(path: &std::path::Path, revision: i64, config: &Config) {
-    let items: serde_json::Map<String, Value> = config
-        .iter()
-        .map(|(k, item)| {
-            (
-                k.clone(),
-                json!({"mod_revision": item.mod_revision, "value": item.value}),
-            )
-        })
-        .collect();
-    let doc = json!({"revision": revision, "items": items});
-    let tmp = path.with_extension("tmp");
-    let result = (|| -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &doc)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        tracing::warn!(
-            "cannot write the last-known-good config {}: {e}",
-            path.display()
-        );
-    }
-}
-
-fn read_lkg(path: &PathBuf) -> Option<(i64, Config)> {
-    let text = std::fs::read(path).ok()?;
-    let doc: Value = serde_json::from_slice(&text).ok()?;
-    let revision = doc.get("revision")?.as_i64()?;
-    let items = doc.get("items")?.as_object()?;
-    let config = items
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.clone(),
-                Item {
-                    mod_revision: v.get("mod_revision")?.as_i64()?,
-                    value: v.get("value")?.clone(),
-                },
-            ))
-        })
-        .collect();
-    Some((revision, config))
 }

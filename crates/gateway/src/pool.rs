@@ -83,6 +83,14 @@ pub enum Conn {
     H2(http2::SendRequest<GatewayBody>),
 }
 
+impl Conn {
+    /// Whether this HTTP/1.1 connection already served a request (it came from the pool, so
+    /// the upstream may have closed it meanwhile).
+    pub fn is_reused(&self) -> bool {
+        matches!(self, Conn::H1(_, checkin) if checkin.served > 1)
+    }
+}
+
 struct Idle {
     sender: http1::SendRequest<GatewayBody>,
     since: Instant,
@@ -159,6 +167,19 @@ impl Pool {
                     self.checkin(key, idle.served + 1, policy),
                 ));
             }
+        }
+        self.connect(key, connect_timeout, policy).await
+    }
+
+    /// A new connection to `key`, made within `connect_timeout`, never a pooled one.
+    pub async fn connect(
+        &self,
+        key: &PoolKey,
+        connect_timeout: Duration,
+        policy: Keepalive,
+    ) -> Result<Conn, ConnectError> {
+        if key.h2 {
+            return self.get_h2(key, connect_timeout).await;
         }
         let io = connect(key, connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()

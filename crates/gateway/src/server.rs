@@ -1,11 +1,13 @@
 //! Accepting clients: plain HTTP (HTTP/1.1 and h2c) and TLS (certificate by SNI, HTTP/2 by ALPN).
+//! Every connection is read through [`ClientIo`], which judges request heads before hyper
+//! parses them (`crate::head`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,7 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::error::ProxyError;
+use crate::body::GatewayBody;
+use crate::error::{self, ProxyError};
+use crate::guard::{ClientIo, Verdicts};
+use crate::head::HeadLimits;
 use crate::proxy::ConnInfo;
 use crate::Gateway;
 
@@ -51,7 +56,7 @@ pub async fn serve(
                         serve_tls(gateway, &builder, &graceful, stream, remote, local_port).await;
                     } else {
                         let info = ConnInfo { remote, local_port, scheme: "http", tls: None };
-                        serve_conn(gateway, &builder, &graceful, TokioIo::new(stream), info).await;
+                        serve_conn(gateway, &builder, &graceful, stream, info).await;
                     }
                 });
             }
@@ -70,16 +75,20 @@ pub async fn serve(
 fn builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
     let limits = gateway.limits();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Heads are judged against the limits by `ClientIo` before hyper parses them; hyper's own
+    // limits only need to let every accepted head through. hyper's header timer starts when a
+    // connection waits for its next request, so it is the keep-alive timeout.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_headers)
+        .header_read_timeout(limits.keepalive_timeout)
+        .max_buf_size(limits.max_header_bytes.saturating_add(8192).max(8192))
+        .max_headers(limits.max_headers.max(4))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder
 }
@@ -121,7 +130,7 @@ async fn serve_tls(
                 scheme: "https",
                 tls: Some((cert, verified)),
             };
-            serve_conn(gateway, builder, graceful, TokioIo::new(tls), info).await;
+            serve_conn(gateway, builder, graceful, tls, info).await;
         }
         Ok(Err(e)) => tracing::debug!("TLS handshake with {remote} failed: {e}"),
         Err(_) => tracing::debug!("TLS handshake with {remote} timed out"),
@@ -132,34 +141,55 @@ async fn serve_conn<I>(
     gateway: Arc<Gateway>,
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
-    io: TokioIo<I>,
+    io: I,
     info: ConnInfo,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let limits = gateway.limits();
+    let head_limits = HeadLimits {
+        max_head: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+    };
+    let verdicts = Arc::new(Verdicts::default());
+    let io = ClientIo::new(io, head_limits, limits.header_timeout, verdicts.clone());
     let info = Arc::new(info);
     let service = service_fn(move |req: Request<Incoming>| {
         let (gateway, info) = (gateway.clone(), info.clone());
+        let refused = verdicts.next_request();
         async move {
-            let resp = match check_request(&gateway, &req) {
-                Ok(()) => gateway.handle(req, &info).await,
-                Err(e) => e.to_response(),
+            let resp = match refused {
+                Some(status) => refusal(status),
+                None => match check_request(&gateway, &req) {
+                    Ok(()) => gateway.handle(req, &info).await,
+                    Err(e) => e.to_response(),
+                },
             };
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = graceful.watch(conn.into_owned()).await {
         tracing::debug!("client connection: {e}");
     }
 }
 
-/// Refusals that need no route: bodies over the limit.
+/// The answer to a head refused before parsing; the connection closes after it.
+fn refusal(status: StatusCode) -> Response<GatewayBody> {
+    let mut resp = error::error_page(status);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// Refusals that need no route: a declared body over `max_body_bytes` (413, before any of it is
+/// read; a chunked body that grows past the limit is cut off while it streams, see
+/// [`crate::body::RequestBody`]).
 fn check_request(gateway: &Gateway, req: &Request<Incoming>) -> Result<(), ProxyError> {
     if let Some(max) = gateway.limits().max_body_bytes {
         let declared = req
             .headers()
-            .get(http::header::CONTENT_LENGTH)
+            .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > max) {

@@ -6,13 +6,20 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::body::GatewayBody;
+use crate::call::InFlight;
 
-/// Joins the client's upgraded connection with the upstream's, in the background.
-pub fn splice(client: OnUpgrade, upstream_resp: &mut Response<GatewayBody>) {
+/// Joins the client's upgraded connection with the upstream's, in the background; the node's
+/// in-flight share (`held`) ends with the joined connection.
+pub(crate) fn splice(
+    client: OnUpgrade,
+    upstream_resp: &mut Response<GatewayBody>,
+    held: Option<InFlight>,
+) {
     let Some(upstream) = upstream_resp.extensions_mut().remove::<OnUpgrade>() else {
         return;
     };
     tokio::spawn(async move {
+        let _held = held;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(e) => {

@@ -1,151 +1,388 @@
-//! limit-count: fixed or sliding window request quotas (APISIX priority 1002, access phase).
+//! limit-count: request quotas per key and time window (APISIX priority 1002, access phase;
+//! `apisix/plugins/limit-count/init.lua`).
 //!
-//! Not checked here: `group conf mismatched` (all configurations of one `group` must be equal),
-//! which needs every stored configuration; the snapshot compiler owns that rule.
+//! Runtime (local policy, fixed window): each request counts against the window of
+//! `<owner store key>:<crc32 of the configuration>:<key value>` (or `<group>:<key value>`), held
+//! in [`Counters`] that survive snapshot swaps. The key value is `ctx.var[key]` (`key_type`
+//! `var`), the rendered template (`var_combination`, unset when no variable resolved) or `key`
+//! itself (`constant`); unset falls back to `remote_addr`. `count`/`time_window` may be `$var`
+//! strings, resolved per request (a non-positive-integer result answers 500, or passes with
+//! `allow_degradation`). With `show_limit_quota_header`, `X-RateLimit-Limit`, `-Remaining` and
+//! `-Reset` (names from plugin metadata; `X-<prefix>-RateLimit-*` for `rules`) go on the
+//! response. Over the quota: `rejected_code` (503) with `{"error_msg":"<rejected_msg>"}` or the
+//! nginx page.
+//!
+//! Refused when built (the object is left out, see [`crate::Compiler`]): `policy` `redis`,
+//! `redis-cluster`, `redis-sentinel` and `window_type: sliding` — not implemented yet.
+//! Not checked here: `group conf mismatched` (all configurations of one `group` must be equal).
 
-use crate::redis_schema::{redis, redis_cluster, redis_sentinel};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderName;
+use http::StatusCode;
+use portico_expr::Vars;
 use portico_model::PluginSpec;
-use serde_json::{json, Value};
-use std::collections::HashSet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::counters::{Count, Counters};
+use crate::template::Template;
+use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
 
 /// Plugin name.
 pub const NAME: &str = "limit-count";
 
-/// `sync_interval` default: no delayed Redis synchronisation.
-const NO_DELAYED_SYNC: f64 = -1.0;
-
-fn count_or_var() -> Value {
-    json!({"oneOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "string"}]})
-}
-
-fn policy_is(policy: &str) -> Value {
-    json!({"properties": {"policy": {"enum": [policy]}}})
-}
-
-/// The configuration schema (without the injected `_meta`).
-pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "count": count_or_var(),
-            "time_window": count_or_var(),
-            "window_type": {"type": "string", "enum": ["fixed", "sliding"], "default": "fixed"},
-            "rules": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "count": count_or_var(),
-                        "time_window": count_or_var(),
-                        "key": {"type": "string"},
-                        "header_prefix": {"type": "string", "description": "prefix for rate limit headers"}
-                    },
-                    "required": ["count", "time_window", "key"]
-                }
-            },
-            "group": {"type": "string"},
-            "key": {"type": "string", "default": "remote_addr"},
-            "key_type": {"type": "string", "enum": ["var", "var_combination", "constant"], "default": "var"},
-            "rejected_code": {"type": "integer", "minimum": 200, "maximum": 599, "default": 503},
-            "rejected_msg": {"type": "string", "minLength": 1},
-            "policy": {
-                "type": "string",
-                "enum": ["local", "redis", "redis-cluster", "redis-sentinel"],
-                "default": "local"
-            },
-            "allow_degradation": {"type": "boolean", "default": false},
-            "show_limit_quota_header": {"type": "boolean", "default": true},
-            "sync_interval": {"type": "number", "default": NO_DELAYED_SYNC}
-        },
-        "oneOf": [{"required": ["count", "time_window"]}, {"required": ["rules"]}],
-        "if": policy_is("redis"),
-        "then": redis(),
-        "else": {
-            "if": policy_is("redis-cluster"),
-            "then": redis_cluster(),
-            "else": {"if": policy_is("redis-sentinel"), "then": redis_sentinel()}
-        }
-    })
-}
-
-/// The plugin-metadata schema: names of the quota headers.
-pub fn metadata_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "limit_header": {"type": "string", "default": "X-RateLimit-Limit"},
-            "remaining_header": {"type": "string", "default": "X-RateLimit-Remaining"},
-            "reset_header": {"type": "string", "default": "X-RateLimit-Reset"}
-        }
-    })
-}
+mod schema;
+pub use schema::{metadata_schema, schema};
 
 /// The registry row of limit-count.
 pub fn spec() -> PluginSpec {
     PluginSpec {
         metadata_schema: Some(metadata_schema()),
         encrypt_fields: &["redis_password", "sentinel_password"],
-        check: Some(check),
-        schema_error: Some(schema_error),
+        check: Some(schema::check),
+        schema_error: Some(schema::schema_error),
         ..PluginSpec::new(NAME, 1002, schema())
     }
 }
 
-const CONFLICT: &str = "count/time_window and rules cannot be specified at the same time";
+/// The largest count Lua keeps exact (2^53 - 1).
+const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
-fn present(conf: &Value, key: &str) -> bool {
-    conf.get(key).is_some_and(|v| *v != Value::Bool(false))
+fn remote_addr() -> String {
+    "remote_addr".to_string()
 }
 
-fn schema_error(conf: &Value, err: String) -> String {
-    let both = (present(conf, "count") || present(conf, "time_window")) && present(conf, "rules");
-    if both && err.contains("value should match only one schema") {
-        CONFLICT.to_string()
-    } else {
-        err
+fn var() -> String {
+    "var".to_string()
+}
+
+fn local() -> String {
+    "local".to_string()
+}
+
+fn fixed() -> String {
+    "fixed".to_string()
+}
+
+fn service_unavailable() -> u16 {
+    503
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+struct RuleConfig {
+    count: Value,
+    time_window: Value,
+    key: String,
+    header_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Config {
+    count: Option<Value>,
+    time_window: Option<Value>,
+    #[serde(default = "fixed")]
+    window_type: String,
+    rules: Option<Vec<RuleConfig>>,
+    group: Option<String>,
+    #[serde(default = "remote_addr")]
+    key: String,
+    #[serde(default = "var")]
+    key_type: String,
+    #[serde(default = "service_unavailable")]
+    rejected_code: u16,
+    rejected_msg: Option<String>,
+    #[serde(default = "local")]
+    policy: String,
+    #[serde(default)]
+    allow_degradation: bool,
+    #[serde(default = "yes")]
+    show_limit_quota_header: bool,
+}
+
+/// `count` or `time_window`: a number, or a string resolved per request.
+#[derive(Debug)]
+enum Amount {
+    Fixed(u64),
+    Template(Template),
+}
+
+impl Amount {
+    fn new(v: &Value) -> Result<Amount, String> {
+        match v {
+            Value::String(s) => Ok(Amount::Template(Template::new(s))),
+            v => v
+                .as_u64()
+                .filter(|n| *n > 0)
+                .map(Amount::Fixed)
+                .ok_or_else(|| format!("invalid count or time_window: {v}")),
+        }
+    }
+
+    /// The per-request value; APISIX's `resolve_var` + `tonumber` checks.
+    fn resolve(&self, ctx: &Ctx) -> Result<u64, String> {
+        let t = match self {
+            Amount::Fixed(n) => return Ok(*n),
+            Amount::Template(t) => t,
+        };
+        let text = t.render(ctx).0;
+        let n: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| "resolved value is not a number".to_string())?;
+        if n <= 0.0 || n.fract() != 0.0 || n > MAX_SAFE {
+            return Err(format!(
+                "resolved value must be a positive integer, got: {text}"
+            ));
+        }
+        Ok(n as u64)
     }
 }
 
-fn check(conf: &Value) -> Result<(), String> {
-    if present(conf, "rules") && (present(conf, "count") || present(conf, "time_window")) {
-        return Err(CONFLICT.to_string());
-    }
-    if present(conf, "group") && present(conf, "rules") {
-        return Err("group and rules cannot be specified at the same time".to_string());
-    }
-    let policy = conf
-        .get("policy")
-        .and_then(Value::as_str)
-        .unwrap_or("local");
-    if policy != "local" {
-        if let Some(sync) = conf
-            .get("sync_interval")
-            .and_then(Value::as_f64)
-            .filter(|s| *s != NO_DELAYED_SYNC)
-        {
-            if sync < 0.1 {
-                return Err("sync_interval should not be smaller than 0.1".to_string());
+#[derive(Debug)]
+enum Key {
+    /// `key_type: var`: a variable name.
+    Var(String),
+    /// `key_type: var_combination`, and every `rules[].key`: unset when nothing resolved.
+    Combination(Template),
+    /// `key_type: constant`.
+    Constant(String),
+}
+
+#[derive(Debug)]
+struct QuotaHeaders {
+    limit: HeaderName,
+    remaining: HeaderName,
+    reset: HeaderName,
+}
+
+#[derive(Debug)]
+struct Rule {
+    count: Amount,
+    window: Amount,
+    key: Key,
+    headers: QuotaHeaders,
+}
+
+/// A limit-count instance.
+#[derive(Debug)]
+pub struct LimitCount {
+    rules: Vec<Rule>,
+    /// Configured with `rules`: a rule whose key resolves to nothing is skipped.
+    from_rules: bool,
+    /// `<owner>:<crc32>` or the group name: the counter key prefix.
+    prefix: String,
+    rejected_code: StatusCode,
+    rejected_msg: Option<String>,
+    allow_degradation: bool,
+    show_headers: bool,
+    counters: Arc<Counters>,
+}
+
+/// JSON with object keys sorted (`core.json.stably_encode`), for the configuration checksum.
+fn stable_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                stable_json(&o[k.as_str()], out);
             }
-            if conf
-                .get("time_window")
-                .and_then(Value::as_f64)
-                .is_some_and(|w| sync >= w)
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                stable_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<QuotaHeaders, String> {
+    let name = |field: &str, default: &str| -> Result<HeaderName, String> {
+        let base = metadata
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or(default);
+        let name = match prefix {
+            Some(p) => base.replacen("RateLimit-", &format!("{p}-RateLimit-"), 1),
+            None => base.to_string(),
+        };
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name: {name}"))
+    };
+    Ok(QuotaHeaders {
+        limit: name("limit_header", "X-RateLimit-Limit")?,
+        remaining: name("remaining_header", "X-RateLimit-Remaining")?,
+        reset: name("reset_header", "X-RateLimit-Reset")?,
+    })
+}
+
+/// Builds limit-count from a checked configuration.
+pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
+    let c: Config = typed(conf)?;
+    if c.policy != "local" {
+        return Err(format!(
+            "policy {} is not supported yet (only local counters are)",
+            c.policy
+        ));
+    }
+    if c.window_type != "fixed" {
+        return Err(format!(
+            "window_type {} is not supported yet",
+            c.window_type
+        ));
+    }
+    let rules = match &c.rules {
+        Some(rules) => rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let prefix = r
+                    .header_prefix
+                    .clone()
+                    .unwrap_or_else(|| (i + 1).to_string());
+                Ok(Rule {
+                    count: Amount::new(&r.count)?,
+                    window: Amount::new(&r.time_window)?,
+                    key: Key::Combination(Template::new(&r.key)),
+                    headers: quota_headers(env.metadata, Some(&prefix))?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+        None => {
+            let (Some(count), Some(window)) = (&c.count, &c.time_window) else {
+                return Err("count and time_window are required without rules".to_string());
+            };
+            let key = match c.key_type.as_str() {
+                "var_combination" => Key::Combination(Template::new(&c.key)),
+                "constant" => Key::Constant(c.key.clone()),
+                _ => Key::Var(c.key.clone()),
+            };
+            vec![Rule {
+                count: Amount::new(count)?,
+                window: Amount::new(window)?,
+                key,
+                headers: quota_headers(env.metadata, None)?,
+            }]
+        }
+    };
+    let prefix = match &c.group {
+        Some(group) => group.clone(),
+        None => {
+            let mut text = String::new();
+            stable_json(conf, &mut text);
+            format!("{}:{}", env.owner, crc32fast::hash(text.as_bytes()))
+        }
+    };
+    Ok(Arc::new(LimitCount {
+        rules,
+        from_rules: c.rules.is_some(),
+        prefix,
+        rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
+        rejected_msg: c.rejected_msg,
+        allow_degradation: c.allow_degradation,
+        show_headers: c.show_limit_quota_header,
+        counters: env.state.counters.clone(),
+    }))
+}
+
+/// `math.floor(reset * 100) / 100` printed as Lua prints numbers.
+fn reset_text(reset: Duration) -> String {
+    portico_model::schema::format_number((reset.as_secs_f64() * 100.0).floor() / 100.0)
+}
+
+impl LimitCount {
+    fn failure(&self, err: &str) -> Flow {
+        tracing::error!("failed to get rate limit rules: {err}");
+        if self.allow_degradation {
+            return Flow::Continue;
+        }
+        Flow::Respond(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+
+    fn set_headers(&self, ctx: &mut Ctx, h: &QuotaHeaders, limit: u64, left: u64, reset: &str) {
+        if !self.show_headers {
+            return;
+        }
+        for (name, value) in [
+            (&h.limit, limit.to_string()),
+            (&h.remaining, left.to_string()),
+            (&h.reset, reset.to_string()),
+        ] {
+            ctx.set_response_header(name.as_str(), &value);
+        }
+    }
+}
+
+impl Plugin for LimitCount {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn priority(&self) -> i32 {
+        1002
+    }
+
+    fn access(&self, ctx: &mut Ctx) -> Flow {
+        // Resolve every rule before counting any (APISIX `get_rules`).
+        let mut resolved = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            let value = match &rule.key {
+                Key::Var(name) => ctx.var(name).map(|v| v.into_owned()),
+                Key::Combination(t) => Some(t.render(ctx)).filter(|(_, n)| *n > 0).map(|(s, _)| s),
+                Key::Constant(s) => Some(s.clone()),
+            };
+            if value.is_none() && self.from_rules {
+                continue; // A rule whose key resolves to nothing does not apply.
+            }
+            match (rule.count.resolve(ctx), rule.window.resolve(ctx)) {
+                (Ok(limit), Ok(window)) => resolved.push((rule, value, limit, window)),
+                (Err(e), _) | (_, Err(e)) => return self.failure(&e),
+            }
+        }
+        if resolved.is_empty() {
+            return self.failure("no rule applies to this request");
+        }
+        for (rule, value, limit, window) in resolved {
+            let value = value.or_else(|| ctx.var("remote_addr").map(|v| v.into_owned()));
+            let key = format!("{}:{}", self.prefix, value.unwrap_or_default());
+            let window = Duration::from_secs(window);
+            match self
+                .counters
+                .incoming(&key, limit, window, 1, Instant::now())
             {
-                return Err("sync_interval should be smaller than time_window".to_string());
+                Count::Allowed { remaining, reset } => {
+                    self.set_headers(ctx, &rule.headers, limit, remaining, &reset_text(reset));
+                }
+                Count::Rejected { reset } => {
+                    self.set_headers(ctx, &rule.headers, limit, 0, &reset_text(reset));
+                    return Flow::Respond(match &self.rejected_msg {
+                        Some(msg) => Reply::error_msg(self.rejected_code, msg),
+                        None => Reply::page(self.rejected_code),
+                    });
+                }
             }
         }
+        Flow::Continue
     }
-    let mut keys = HashSet::new();
-    for rule in conf
-        .get("rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = rule.get("key").and_then(Value::as_str).unwrap_or_default();
-        if !keys.insert(key) {
-            return Err(format!("duplicate key '{key}' in rules"));
-        }
-    }
-    Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -315,3 +315,30 @@ fn unique_auth_keys() {
         ("basic-auth", "username", "jack")
     );
 }
+
+#[test]
+fn every_plugin_has_a_runtime() {
+    let r = registry();
+    for def in TABLE {
+        assert_eq!((def.spec)().name, def.name);
+        assert!(r.contains(def.name), "{} registered", def.name);
+        assert!(builder(def.name).is_some());
+    }
+    assert!(builder("nope").is_none());
+}
+
+#[test]
+fn runtime_types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<RoutePlugins>();
+    send_sync::<Chain>();
+    send_sync::<Ctx>();
+    send_sync::<PluginState>();
+    // The gateway awaits the access phase inside a spawned (Send) task.
+    let plugins = RoutePlugins::none("r");
+    let mut ctx = testing::ctx_for(testing::get("/"));
+    let phase = plugins.access_phase(&mut ctx);
+    send(&phase);
+    assert_eq!(testing::block_on(phase), Flow::Continue);
+}

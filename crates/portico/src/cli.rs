@@ -54,6 +54,21 @@ pub struct CommonArgs {
     /// Prometheus metrics listener [default: 127.0.0.1:9091].
     #[arg(long, env = "PORTICO_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Status listener of a data-plane node (`/status`, `/status/ready`) [default: 127.0.0.1:7085].
+    #[arg(long, env = "PORTICO_STATUS_ADDR")]
+    pub status_addr: Option<String>,
+    /// Seconds between a node's heartbeats [default: 5].
+    #[arg(long, env = "PORTICO_HEARTBEAT")]
+    pub heartbeat: Option<u64>,
+    /// Seconds without heartbeat before a node counts as lost [default: 30].
+    #[arg(long, env = "PORTICO_NODE_LOST_AFTER")]
+    pub node_lost_after: Option<u64>,
+    /// Seconds without heartbeat before a node counts as offline [default: 7200].
+    #[arg(long, env = "PORTICO_NODE_OFFLINE_AFTER")]
+    pub node_offline_after: Option<u64>,
+    /// Seconds without heartbeat before a node is forgotten [default: 604800].
+    #[arg(long, env = "PORTICO_NODE_REMOVE_AFTER")]
+    pub node_remove_after: Option<u64>,
     /// Developer portal listener [default: 0.0.0.0:9380].
     #[arg(long, env = "PORTICO_PORTAL_ADDR")]
     pub portal_addr: Option<String>,

@@ -8,12 +8,14 @@ use std::time::Duration;
 use portico_control::manage::{register_control_plane, NodeThresholds, SystemStoreInfo};
 use portico_control::{AdminKey, ManageApi, Role};
 use portico_gateway::node::NodeSettings;
+use portico_gateway::registration::{self, Drain, RegistrationSettings};
+use portico_gateway::status::Readiness;
 use portico_gateway::{ClientLimits, Gateway};
 use portico_model::{Keyring, Registry};
 use portico_snapshot::Snapshot;
 use portico_store::embedded::EmbeddedStore;
 use portico_store::etcd::{EtcdConfig, EtcdStore, EtcdTls};
-use portico_store::SharedStore;
+use portico_store::{SharedStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -37,7 +39,7 @@ pub async fn run(command: Command) -> Result<(), String> {
     if role == Mode::Dp && settings.etcd.endpoints.is_empty() {
         return Err("portico dp follows a cluster's etcd: give --etcd-endpoints".into());
     }
-    let store = open_store(&settings, role != Mode::Up).await?;
+    let store = open_store(&settings, role != Mode::Up, role == Mode::Dp).await?;
     let plugins = Arc::new(portico_plugins::registry());
     let keyring = Arc::new(keyring(&settings)?);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -71,7 +73,7 @@ pub async fn run(command: Command) -> Result<(), String> {
     }
     if role != Mode::Cp {
         let gateway = Gateway::new(Snapshot::empty(), ClientLimits::default());
-        let (applied_tx, _applied_rx) = watch::channel(0);
+        let (applied_tx, applied_rx) = watch::channel(0);
         let node = NodeSettings {
             cluster_prefix: settings.cluster_prefix.clone(),
             last_known_good: Some(settings.data.join("last-known-good.json")),
@@ -85,13 +87,16 @@ pub async fn run(command: Command) -> Result<(), String> {
             keyring.clone(),
             applied_tx,
         ));
+        let mut addresses = Vec::new();
         for (addr, tls, what) in [
             (&settings.proxy_addr, false, "proxy"),
             (&settings.proxy_tls_addr, true, "proxy (TLS)"),
         ] {
             let listener = bind(addr, what).await?;
             let scheme = if tls { "https" } else { "http" };
-            out.line(&format!("{what}: {scheme}://{}", local(&listener)?));
+            let bound = local(&listener)?;
+            addresses.push(format!("{scheme}://{bound}"));
+            out.line(&format!("{what}: {scheme}://{bound}"));
             tasks.push(tokio::spawn(portico_gateway::server::serve(
                 gateway.clone(),
                 listener,
@@ -99,6 +104,35 @@ pub async fn run(command: Command) -> Result<(), String> {
                 stopped(stop_rx.clone()),
             )));
         }
+        let drain = Drain::default();
+        let status = bind(&settings.status_addr, "status").await?;
+        out.line(&format!("status: http://{}/status/ready", local(&status)?));
+        let readiness = Readiness {
+            applied: applied_rx.clone(),
+            drain: drain.clone(),
+        };
+        tasks.push(tokio::spawn(portico_gateway::status::serve(
+            status,
+            readiness,
+            stopped(stop_rx.clone()),
+        )));
+        let (node_id, _) = secrets::load_or_generate(&settings.data, "node.id", None)?;
+        let node_id = format!("{}-{}", hostname(), &node_id[..12.min(node_id.len())]);
+        out.line(&format!("node id: {node_id}"));
+        let registration = RegistrationSettings {
+            cluster_prefix: settings.cluster_prefix.clone(),
+            id: node_id,
+            hostname: hostname(),
+            addresses,
+            heartbeat: Duration::from_secs(settings.heartbeat),
+            lease_ttl: Duration::from_secs(settings.node_thresholds.2),
+        };
+        background.push(registration::spawn(
+            store.clone(),
+            registration,
+            applied_rx,
+            drain,
+        ));
     }
     out.finish();
 
@@ -191,14 +225,13 @@ fn admin_api(
     let info = SystemStoreInfo {
         etcd_endpoints: settings.etcd.endpoints.clone(),
     };
-    let api = ManageApi::new(
-        store,
-        info,
-        plugins,
-        keyring,
-        keys,
-        NodeThresholds::default(),
-    );
+    let (lost, offline, remove) = settings.node_thresholds;
+    let thresholds = NodeThresholds {
+        lost_after: Duration::from_secs(lost),
+        offline_after: Duration::from_secs(offline),
+        remove_after: Duration::from_secs(remove),
+    };
+    let api = ManageApi::new(store, info, plugins, keyring, keys, thresholds);
     Ok((Arc::new(api), key_line))
 }
 
@@ -212,7 +245,13 @@ fn keyring(settings: &Settings) -> Result<Keyring, String> {
     Keyring::new(keys).map_err(|e| format!("keyring: {e}"))
 }
 
-async fn open_store(settings: &Settings, may_use_etcd: bool) -> Result<SharedStore, String> {
+/// The store: etcd when endpoints are configured (`lazy`: start even while it is unreachable),
+/// else the embedded store in the data folder.
+async fn open_store(
+    settings: &Settings,
+    may_use_etcd: bool,
+    lazy: bool,
+) -> Result<SharedStore, String> {
     if may_use_etcd && !settings.etcd.endpoints.is_empty() {
         let etcd = &settings.etcd;
         let tls = match (&etcd.ca, &etcd.cert, &etcd.key) {
@@ -226,9 +265,18 @@ async fn open_store(settings: &Settings, may_use_etcd: bool) -> Result<SharedSto
         config.user = etcd.user.clone();
         config.password = etcd.password.clone();
         config.tls = tls;
-        let store = EtcdStore::connect(config)
-            .await
-            .map_err(|e| format!("etcd {}: {e}", etcd.endpoints.join(",")))?;
+        let store = match EtcdStore::connect(config.clone()).await {
+            Ok(store) => store,
+            // A data-plane node starts anyway and serves its last-known-good config until etcd
+            // answers; a control plane cannot work without its store.
+            Err(StoreError::Unavailable(e)) if lazy => {
+                tracing::warn!(
+                    "etcd is unreachable ({e}); starting from the last known good config"
+                );
+                EtcdStore::lazy(config).map_err(|e| format!("etcd: {e}"))?
+            }
+            Err(e) => return Err(format!("etcd {}: {e}", etcd.endpoints.join(","))),
+        };
         return Ok(Arc::new(store));
     }
     let path = settings.data.join("store.db");

@@ -33,6 +33,11 @@ struct FileConfig {
     proxy_tls_addr: Option<String>,
     metrics_addr: Option<String>,
     portal_addr: Option<String>,
+    status_addr: Option<String>,
+    heartbeat: Option<u64>,
+    node_lost_after: Option<u64>,
+    node_offline_after: Option<u64>,
+    node_remove_after: Option<u64>,
     keyring: Option<Vec<String>>,
     cluster_prefix: Option<String>,
     etcd: Option<EtcdFileConfig>,
@@ -60,6 +65,11 @@ pub struct Settings {
     pub proxy_tls_addr: String,
     pub metrics_addr: String,
     pub portal_addr: String,
+    pub status_addr: String,
+    /// Seconds between heartbeats of a data-plane node.
+    pub heartbeat: u64,
+    /// Node state thresholds in seconds: lost, offline, forgotten.
+    pub node_thresholds: (u64, u64, u64),
     pub keyring: Vec<String>,
     /// The key prefix of the cluster served (`/portico/clusters/default`).
     pub cluster_prefix: String,
@@ -109,6 +119,17 @@ impl Settings {
             proxy_tls_addr: pick(&args.proxy_tls_addr, &file.proxy_tls_addr, "0.0.0.0:9443"),
             metrics_addr: pick(&args.metrics_addr, &file.metrics_addr, "127.0.0.1:9091"),
             portal_addr: pick(&args.portal_addr, &file.portal_addr, "0.0.0.0:9380"),
+            status_addr: pick(&args.status_addr, &file.status_addr, "127.0.0.1:7085"),
+            heartbeat: args.heartbeat.or(file.heartbeat).unwrap_or(5),
+            node_thresholds: (
+                args.node_lost_after.or(file.node_lost_after).unwrap_or(30),
+                args.node_offline_after
+                    .or(file.node_offline_after)
+                    .unwrap_or(7200),
+                args.node_remove_after
+                    .or(file.node_remove_after)
+                    .unwrap_or(604_800),
+            ),
             keyring: if args.keyring.is_empty() {
                 file.keyring.unwrap_or_default()
             } else {
@@ -158,6 +179,12 @@ impl Settings {
             return Err(SettingsError::Invalid(format!(
                 "the cluster prefix must start with '/' and name a folder, got {:?}",
                 self.cluster_prefix
+            )));
+        }
+        let (lost, offline, remove) = self.node_thresholds;
+        if self.heartbeat == 0 || !(lost < offline && offline < remove) {
+            return Err(SettingsError::Invalid(format!(
+                "node timing: the heartbeat must be positive and lost ({lost} s) < offline ({offline} s) < remove ({remove} s)"
             )));
         }
         if self.keyring.iter().any(String::is_empty) {

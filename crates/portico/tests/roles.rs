@@ -2,8 +2,7 @@
 //! `portico cp` and `portico dp` share one real etcd: a route written through the control plane
 //! serves on the data-plane node.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,42 +10,11 @@ use portico_testkit::http;
 use portico_testkit::portico::Portico;
 use portico_testkit::EtcdServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portico");
+mod support;
 
-/// A tiny upstream that answers every request with `hello from <name>` and the request path.
-fn upstream(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).is_ok() && line != "\r\n" && !line.is_empty()
-                    {
-                        line.clear();
-                    }
-                    let body = format!("hello from {name} {path}");
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+use support::upstream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
 /// Polls `path` on `proxy` until it answers 200 with `want` in the body.
 fn wait_for_body(proxy: SocketAddr, path: &str, want: &str) {

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use portico_model::types::{self, SslType};
 use portico_model::{Keyring, Kind, Registry};
+use portico_plugins::RoutePlugins;
 use portico_router::{RouteSpec, Router};
 use serde_json::Value;
 
+use crate::plugins::WorkspacePlugins;
 use crate::route::{self, CompiledRoute, RouteEntry, RouteUpstream};
 use crate::tls::{self, ServerCertSpec, SniTable};
 use crate::upstream::{self, Timeouts, Upstream};
@@ -132,6 +134,17 @@ pub fn compile(
         }
     }
 
+    // Plugin templates, global rules, consumers.
+    let (plugin_cache, workspaces) = crate::plugins::compile(
+        config,
+        |key| parse_key(key).map(|k| (k.workspace, k.kind)),
+        previous.map(|p| &p.plugins),
+        plugins,
+        &decrypted,
+        &mut problems,
+    );
+    let no_plugins = WorkspacePlugins::default();
+
     // Routes.
     let mut routes = HashMap::new();
     let mut specs: Vec<RouteSpec<Arc<RouteEntry>>> = Vec::new();
@@ -185,9 +198,17 @@ pub fn compile(
             (None, Some(inline)) => RouteUpstream::Ready(inline.clone()),
             (None, None) => RouteUpstream::None,
         };
+        let ws_plugins = workspaces.get(workspace).unwrap_or(&no_plugins);
         let entry = Arc::new(RouteEntry {
             route: compiled.clone(),
             upstream,
+            plugins: Arc::new(RoutePlugins {
+                route_id: compiled.id.clone(),
+                route_name: compiled.name.clone(),
+                global: ws_plugins.global.clone(),
+                route: ws_plugins.template(compiled.plugin_config_id.as_deref()),
+                consumers: ws_plugins.consumers.clone(),
+            }),
         });
         let spec = &compiled.spec;
         specs.push(RouteSpec {
@@ -218,6 +239,7 @@ pub fn compile(
         upstreams,
         routes,
         certs,
+        plugins: plugin_cache,
         problems,
     }
 }
@@ -318,6 +340,7 @@ fn compile_route(
         enable_websocket: route.enable_websocket.unwrap_or(false),
         upstream_id: route.upstream_id.as_ref().map(|id| id.0.clone()),
         inline_upstream,
+        plugin_config_id: route.plugin_config_id.as_ref().map(|id| id.0.clone()),
         spec,
     }))
 }

@@ -8,7 +8,9 @@
 
 mod build;
 mod client_tls;
+mod consumers;
 mod health;
+pub mod plugins;
 pub mod route;
 pub mod tls;
 pub mod upstream;
@@ -19,6 +21,9 @@ use std::sync::Arc;
 use portico_router::Router;
 
 pub use build::compile;
+pub use plugins::{PluginCache, WorkspacePlugins};
+/// The plugin runtime (context, flow, chains), for the gateway to call.
+pub use portico_plugins as runtime;
 pub use route::{CompiledRoute, RouteEntry, RouteUpstream};
 pub use tls::{ServerCert, SniTable};
 pub use upstream::{Timeouts, Upstream, UpstreamNode};
@@ -52,6 +57,9 @@ pub struct Snapshot {
     pub routes: HashMap<String, Arc<CompiledRoute>>,
     /// Compiled certificates by key, for reuse: `(mod_revision, cert, server names)`.
     pub certs: HashMap<String, (i64, Arc<ServerCert>, Vec<String>)>,
+    /// Compiled plugin chains and consumer indexes, and the plugin state that outlives
+    /// snapshots (rate-limit counters), for reuse by the next compile.
+    pub plugins: PluginCache,
     /// Objects left out.
     pub problems: Vec<Problem>,
 }
@@ -66,6 +74,7 @@ impl Snapshot {
             upstreams: HashMap::new(),
             routes: HashMap::new(),
             certs: HashMap::new(),
+            plugins: PluginCache::default(),
             problems: Vec::new(),
         }
     }
@@ -75,3 +84,6 @@ impl Snapshot {
 pub(crate) fn empty_router() -> Router<Arc<RouteEntry>> {
     Router::build(Vec::new()).expect("a router without routes always builds")
 }
+
+#[cfg(test)]
+mod tests_plugins;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use portico_expr::Expr;
 use portico_model::types;
+use portico_plugins::RoutePlugins;
 use portico_router::RouteSpec;
 
 use crate::upstream::{Timeouts, Upstream};
@@ -24,6 +25,8 @@ pub struct CompiledRoute {
     pub upstream_id: Option<String>,
     /// The inline upstream, compiled.
     pub inline_upstream: Option<Arc<Upstream>>,
+    /// The plugin template whose plugins the route runs.
+    pub plugin_config_id: Option<String>,
     /// The match conditions.
     pub spec: RouteSpec<()>,
 }
@@ -38,11 +41,41 @@ pub enum RouteUpstream {
     None,
 }
 
-/// A route as the router hands it out: its compiled parts and its resolved upstream.
+/// A route as the router hands it out: its compiled parts, its resolved upstream and its
+/// plugins.
+///
+/// # Running the plugins (what the gateway does per request)
+///
+/// `plugins` ([`RoutePlugins`]; the whole runtime is re-exported as [`crate::runtime`]) holds the workspace's global rules, the route's plugin template and the
+/// workspace's consumers. After the route matched:
+///
+/// 1. Build the context: `let mut ctx = Ctx::new(parts.method, parts.uri, parts.headers,
+///    conn.remote)`, then set `ctx.path` (the normalised `$uri` the router matched),
+///    `ctx.host` (`$host`), `ctx.server_port`, `ctx.scheme` and `ctx.version`.
+/// 2. `match entry.plugins.access_phase(&mut ctx).await`:
+///    * `Flow::Respond(reply)`: answer with `reply` (status, headers, body; e.g. 401 from
+///      key-auth, 503 when the template is missing). No upstream is contacted.
+///    * `Flow::Continue`: proxy. Take the request from the context: method `ctx.method`,
+///      headers `ctx.headers` (auth plugins added `X-Consumer-*`, proxy-rewrite changed
+///      them; apply hop-by-hop stripping and `X-Forwarded-*` after), target `ctx.upstream_uri`
+///      when set, else `ctx.uri`'s path and query (key-auth may have removed its query
+///      argument), and `Host` = `ctx.upstream_host` when set (it beats `pass_host`), else as
+///      today.
+/// 3. With the response head in hand — the upstream's, the reply's, or one of the gateway's
+///    own error pages (502, 504, ...) — call `entry.plugins.header_filter_phase(&mut ctx,
+///    &mut status, &mut headers)` before sending it: it adds the response headers plugins set
+///    (limit-count's `X-RateLimit-*`) and runs `header_filter`.
+/// 4. When the body has been sent (or the client went away), call
+///    `entry.plugins.log_phase(&mut ctx)`.
+///
+/// Requests that match no route run no plugins (APISIX would run the global rules; Portico's
+/// global rules belong to a workspace, and an unmatched request has none).
 #[derive(Debug)]
 pub struct RouteEntry {
     pub route: Arc<CompiledRoute>,
     pub upstream: RouteUpstream,
+    /// The plugins to run: global rules, the route's template, the consumers for auth.
+    pub plugins: Arc<RoutePlugins>,
 }
 
 /// The match conditions of a typed route.

@@ -8,6 +8,7 @@ pub mod http;
 pub mod portico;
 pub mod ports;
 pub mod tls;
+pub mod upstream;
 
 pub use etcd::{EtcdCluster, EtcdServer};
 pub use ports::{free_port, wait_for_port};

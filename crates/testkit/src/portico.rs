@@ -23,6 +23,10 @@ pub struct Portico {
     pub proxy: Option<SocketAddr>,
     /// The HTTPS proxy listener (for `up` and `dp`).
     pub proxy_tls: Option<SocketAddr>,
+    /// The status listener (`/status/ready`, for `up` and `dp`).
+    pub status: Option<SocketAddr>,
+    /// The data-plane node's id (for `up` and `dp`).
+    pub node_id: Option<String>,
     pub admin_key: String,
 }
 
@@ -48,6 +52,8 @@ impl Portico {
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             proxy: None,
             proxy_tls: None,
+            status: None,
+            node_id: None,
             admin_key: String::new(),
         };
         p.start();
@@ -63,6 +69,7 @@ impl Portico {
             .env("PORTICO_PROXY_TLS_ADDR", "127.0.0.1:0")
             .env("PORTICO_METRICS_ADDR", "127.0.0.1:0")
             .env("PORTICO_PORTAL_ADDR", "127.0.0.1:0")
+            .env("PORTICO_STATUS_ADDR", "127.0.0.1:0")
             .current_dir(&self.data)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,6 +106,12 @@ impl Portico {
             }
             if let Some(addr) = line.strip_prefix("proxy (TLS): https://") {
                 self.proxy_tls = addr.parse().ok();
+            }
+            if let Some(url) = line.strip_prefix("status: http://") {
+                self.status = url.trim_end_matches("/status/ready").parse().ok();
+            }
+            if let Some(id) = line.strip_prefix("node id: ") {
+                self.node_id = Some(id.to_string());
             }
             if line == "ready" {
                 break;

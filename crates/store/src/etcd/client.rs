@@ -277,7 +277,8 @@ pub(crate) fn error_next(endpoint: &str, code: i64, message: &str) -> Next {
         return Next::Fail(StoreError::Auth(format!("{endpoint}: {message}")));
     }
     if m.contains("user name is empty") {
-        return Next::Fail(StoreError::Auth(format!(
+        // No token sent yet (a lazily connected store): authenticate when credentials exist.
+        return Next::Reauthenticate(StoreError::Auth(format!(
             "{endpoint}: etcd requires authentication; configure a user and password"
         )));
     }

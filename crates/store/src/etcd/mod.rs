@@ -147,6 +147,15 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// A store that does not contact etcd yet: for a data-plane node that must start (from its
+    /// last-known-good config) while etcd is unreachable. Authentication happens on the first
+    /// call that etcd refuses for want of a token.
+    pub fn lazy(cfg: EtcdConfig) -> Result<EtcdStore> {
+        Ok(EtcdStore {
+            client: Arc::new(Client::new(&cfg)?),
+        })
+    }
+
     /// The version of the etcd member that answers (`/v3/maintenance/status`).
     pub async fn server_version(&self) -> Result<String> {
         #[derive(serde::Deserialize)]

@@ -1,0 +1,189 @@
+//! Consumers as the data plane sees them (`apisix/consumer.lua`): one index per workspace that
+//! auth plugins look credentials up in, and the consumer (with its group) an auth plugin
+//! attaches to the request.
+//!
+//! Every auth plugin with a `consumer_key_field` (key-auth `key`, basic-auth `username`) gets a
+//! map from that field's value to the consumer or credential that holds it. A credential
+//! authenticates *as its consumer* (the consumer's plugins and group apply) and adds its id
+//! (`X-Credential-Identifier`). Duplicate values: the last one added wins (APISIX: last loaded).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portico_model::schema::validate_in_place;
+use portico_model::{Registry, SchemaType};
+use serde_json::{Map, Value};
+
+use crate::chain::Chain;
+
+/// A consumer group: plugins shared by its consumers.
+#[derive(Debug)]
+pub struct ConsumerGroup {
+    /// The group id.
+    pub id: String,
+    /// Its store key, e.g. `ws/default/consumer_groups/gold`.
+    pub key: String,
+    /// Its store revision (part of the merge cache key).
+    pub revision: i64,
+    /// Its compiled plugins.
+    pub plugins: Arc<Chain>,
+}
+
+/// The group a consumer names.
+#[derive(Debug, Clone)]
+pub enum GroupLink {
+    /// The group exists and compiled.
+    Ready(Arc<ConsumerGroup>),
+    /// `group_id` names no (usable) group: an authenticated request answers 503.
+    Missing(String),
+}
+
+/// A consumer, or a credential acting as its consumer.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// `username` (`$consumer_name`, `X-Consumer-Username`).
+    pub username: String,
+    /// The consumer's store key, e.g. `ws/default/consumers/jack` (owner of its plugins).
+    pub key: String,
+    /// The consumer's store revision (part of the merge cache key).
+    pub revision: i64,
+    /// The credential that authenticated, if any (`X-Credential-Identifier`).
+    pub credential_id: Option<String>,
+    /// `labels.custom_id` (`X-Consumer-Custom-ID`).
+    pub custom_id: Option<String>,
+    /// The consumer's group.
+    pub group: Option<GroupLink>,
+    /// The consumer's own non-auth plugins, compiled (its auth plugins sit in the index).
+    pub plugins: Arc<Chain>,
+}
+
+impl Consumer {
+    /// The group id (`$consumer_group_id`), whether or not the group exists.
+    pub fn group_id(&self) -> Option<&str> {
+        match self.group.as_ref()? {
+            GroupLink::Ready(g) => Some(&g.id),
+            GroupLink::Missing(id) => Some(id),
+        }
+    }
+
+    /// The same consumer, authenticated through credential `id`.
+    pub fn with_credential(&self, id: &str) -> Consumer {
+        Consumer {
+            credential_id: Some(id.to_string()),
+            ..self.clone()
+        }
+    }
+}
+
+/// What a credential lookup finds: who, and the auth plugin's consumer-side configuration
+/// (decrypted, consumer-schema defaults applied), e.g. basic-auth's `password`.
+#[derive(Debug, Clone)]
+pub struct AuthMatch {
+    /// The consumer to attach.
+    pub consumer: Arc<Consumer>,
+    /// The matched auth configuration.
+    pub conf: Arc<Value>,
+}
+
+/// The consumers of one workspace, by username and by auth key.
+#[derive(Debug, Default)]
+pub struct ConsumerIndex {
+    by_name: HashMap<String, Arc<Consumer>>,
+    /// plugin name → key value → match.
+    by_key: HashMap<String, HashMap<String, AuthMatch>>,
+}
+
+impl ConsumerIndex {
+    /// An index with nobody in it.
+    pub fn new() -> ConsumerIndex {
+        ConsumerIndex::default()
+    }
+
+    /// Adds a consumer and indexes the auth plugins of its `plugins` map. Returns what could
+    /// not be indexed (an auth configuration failing its consumer schema), as messages.
+    pub fn add_consumer(
+        &mut self,
+        consumer: Arc<Consumer>,
+        plugins: &Map<String, Value>,
+        registry: &Registry,
+    ) -> Vec<String> {
+        self.by_name
+            .insert(consumer.username.clone(), consumer.clone());
+        self.index(&consumer, plugins, registry)
+    }
+
+    /// Indexes the auth plugin of credential `id` of `consumer` (added before).
+    pub fn add_credential(
+        &mut self,
+        consumer: &Consumer,
+        id: &str,
+        plugins: &Map<String, Value>,
+        registry: &Registry,
+    ) -> Vec<String> {
+        let as_consumer = Arc::new(consumer.with_credential(id));
+        self.index(&as_consumer, plugins, registry)
+    }
+
+    fn index(
+        &mut self,
+        consumer: &Arc<Consumer>,
+        plugins: &Map<String, Value>,
+        registry: &Registry,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, conf) in plugins {
+            let Some(spec) = registry.get(name).filter(|s| s.auth) else {
+                continue;
+            };
+            let Some(field) = spec.consumer_key_field else {
+                continue;
+            };
+            let mut conf = conf.clone();
+            if let Some(schema) = registry.schema_for(name, SchemaType::Consumer) {
+                if let Err(e) = validate_in_place(schema, &mut conf) {
+                    problems.push(format!(
+                        "failed to check the configuration of plugin {name} err: {e}"
+                    ));
+                    continue;
+                }
+            }
+            let Some(value) = conf.get(field).and_then(Value::as_str) else {
+                problems.push(format!("missing consumer auth credential '{field}'"));
+                continue;
+            };
+            self.by_key.entry(name.clone()).or_default().insert(
+                value.to_string(),
+                AuthMatch {
+                    consumer: consumer.clone(),
+                    conf: Arc::new(conf.clone()),
+                },
+            );
+        }
+        problems
+    }
+
+    /// The consumer (or credential) whose `plugin` key field equals `value`.
+    pub fn find(&self, plugin: &str, value: &str) -> Option<&AuthMatch> {
+        self.by_key.get(plugin)?.get(value)
+    }
+
+    /// A consumer by username (`anonymous_consumer`).
+    pub fn consumer(&self, username: &str) -> Option<&Arc<Consumer>> {
+        self.by_name.get(username)
+    }
+
+    /// Number of consumers.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether there is no consumer.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Number of indexed auth keys (consumers' and credentials').
+    pub fn key_count(&self) -> usize {
+        self.by_key.values().map(HashMap::len).sum()
+    }
+}

@@ -1,0 +1,319 @@
+//! The per-request context plugins read and change (APISIX's `api_ctx` plus the parts of the
+//! nginx request plugins touch).
+//!
+//! The gateway builds it after the route matched ([`Ctx::new`], then fills `path`, `host`,
+//! `server_port`, `scheme`), hands it to the route's
+//! [`RoutePlugins`](crate::RoutePlugins) phases, and builds the upstream request from it:
+//! `method`, `headers`, and `upstream_uri` (or `uri` when no plugin set one) and `upstream_host`.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
+
+use crate::chain::Chain;
+use crate::consumer::{Consumer, ConsumerIndex};
+
+/// The response head the `header_filter` phase sees and may change.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+/// One request's context.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Request method (proxy-rewrite may change it); sent upstream.
+    pub method: Method,
+    /// Request target as received (path and query, not normalised). Plugins that drop a query
+    /// argument (key-auth `hide_credentials`) change it; sent upstream when `upstream_uri` is
+    /// `None`.
+    pub uri: Uri,
+    /// HTTP version of the client request.
+    pub version: Version,
+    /// Request headers; sent upstream as they are after the plugins ran.
+    pub headers: HeaderMap,
+    /// `$uri`: the normalised path the route matched on. [`Ctx::new`] sets the raw path.
+    pub path: String,
+    /// `$host`: lower-cased, without port. [`Ctx::new`] takes it from the `Host` header.
+    pub host: String,
+    /// The client's address (`$remote_addr`, `$remote_port`).
+    pub remote: SocketAddr,
+    /// The listener's port (`$server_port`).
+    pub server_port: u16,
+    /// `http` or `https` (`$scheme`).
+    pub scheme: &'static str,
+    /// The matched route's id (`$route_id`); set by the route's plugins.
+    pub route_id: String,
+    /// The matched route's name (`$route_name`).
+    pub route_name: Option<String>,
+    /// The authenticated consumer, once an auth plugin attached one.
+    pub consumer: Option<Arc<Consumer>>,
+    /// `$upstream_uri`: path and query to send upstream instead of `uri` (proxy-rewrite).
+    pub upstream_uri: Option<String>,
+    /// `Host` to send upstream; wins over the upstream's `pass_host` (proxy-rewrite `host`).
+    pub upstream_host: Option<String>,
+    /// Response headers set by plugins before the response exists (`core.response.set_header`
+    /// in rewrite/access); laid over whatever response the client gets.
+    pub response_headers: HeaderMap,
+    /// The response head during `header_filter` (and after it, for `log`).
+    pub response: Option<ResponseHead>,
+    /// Scratch data plugins keep for later phases of the same request.
+    pub data: Extensions,
+    real_request_uri: String,
+    vars: Vec<(String, String)>,
+    pub(crate) consumers: Option<Arc<ConsumerIndex>>,
+    pub(crate) global_chain: Option<Arc<Chain>>,
+    pub(crate) route_chain: Option<Arc<Chain>>,
+    filters: Vec<(u64, bool)>,
+}
+
+impl Ctx {
+    /// A context for a request from `remote`. `path` starts as the raw path and `host` as the
+    /// `Host` header (lower-cased, port removed); the gateway overwrites both with what it
+    /// routed on, and sets `server_port` and `scheme`.
+    pub fn new(method: Method, uri: Uri, headers: HeaderMap, remote: SocketAddr) -> Ctx {
+        let path = uri.path().to_string();
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.host())
+            .map(|h| strip_port(h).to_ascii_lowercase())
+            .unwrap_or_default();
+        let real_request_uri = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
+        Ctx {
+            method,
+            uri,
+            version: Version::HTTP_11,
+            headers,
+            path,
+            host,
+            remote,
+            server_port: 0,
+            scheme: "http",
+            route_id: String::new(),
+            route_name: None,
+            consumer: None,
+            upstream_uri: None,
+            upstream_host: None,
+            response_headers: HeaderMap::new(),
+            response: None,
+            data: Extensions::new(),
+            real_request_uri,
+            vars: Vec::new(),
+            consumers: None,
+            global_chain: None,
+            route_chain: None,
+            filters: Vec::new(),
+        }
+    }
+
+    /// A context from a whole request (its head is copied), for tests and tools.
+    pub fn from_request<B>(req: &http::Request<B>, remote: SocketAddr) -> Ctx {
+        let mut ctx = Ctx::new(
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+            remote,
+        );
+        ctx.version = req.version();
+        ctx
+    }
+
+    /// The request target as the client sent it (`$real_request_uri`).
+    pub fn real_request_uri(&self) -> &str {
+        &self.real_request_uri
+    }
+
+    /// The request's query string (without `?`), empty when there is none.
+    pub fn query(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+
+    /// The first value of a request header (name case-insensitive), if it is valid text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a request header; `core.request.set_header`. Returns
+    /// false, changing nothing, for an invalid name or value.
+    pub fn set_header(&mut self, name: &str, value: Option<&str>) -> bool {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            return false;
+        };
+        match value {
+            None => {
+                self.headers.remove(&name);
+                true
+            }
+            Some(v) => match HeaderValue::from_bytes(v.as_bytes()) {
+                Ok(v) => {
+                    self.headers.insert(name, v);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Adds a request header value after the existing ones; `core.request.add_header`.
+    pub fn add_header(&mut self, name: &str, value: &str) -> bool {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets a response header for whatever response the client gets
+    /// (`core.response.set_header`); an invalid name or value is skipped.
+    pub fn set_response_header(&mut self, name: &str, value: &str) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            self.response_headers.insert(n, v);
+        }
+    }
+
+    /// The first value of query argument `name`, percent-decoded (`arg_<name>`); a bare `name`
+    /// without `=` reads as the empty string.
+    pub fn query_arg(&self, name: &str) -> Option<Cow<'_, str>> {
+        query_pairs(self.query())
+            .find(|(k, _)| decode(k) == name)
+            .map(|(_, v)| decode(v))
+    }
+
+    /// Removes every occurrence of query argument `name` from `uri`; the other arguments stay
+    /// as they were sent. Returns whether one was removed.
+    pub fn remove_query_arg(&mut self, name: &str) -> bool {
+        let query = self.query();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                decode(key) != name
+            })
+            .collect();
+        if kept.len() == query.split('&').count() {
+            return false;
+        }
+        let kept = kept.join("&");
+        let path = self.uri.path();
+        let target = if kept.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{kept}")
+        };
+        match target.parse::<Uri>() {
+            Ok(uri) => {
+                self.uri = uri;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Sets a request variable (`ctx.var.<name> = value`), which then wins over the computed
+    /// one for every reader ([`portico_expr::Vars`]).
+    pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((name.to_string(), value)),
+        }
+    }
+
+    pub(crate) fn var_override(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `consumer.attach_consumer`: remembers the consumer and sets the upstream headers
+    /// `X-Consumer-Username`, `X-Credential-Identifier` and `X-Consumer-Custom-ID`, removing
+    /// each one the consumer has no value for (so a client cannot forge them).
+    pub fn attach_consumer(&mut self, consumer: Arc<Consumer>) {
+        self.set_header("X-Consumer-Username", Some(&consumer.username));
+        self.set_header("X-Credential-Identifier", consumer.credential_id.as_deref());
+        self.set_header("X-Consumer-Custom-ID", consumer.custom_id.as_deref());
+        self.consumer = Some(consumer);
+    }
+
+    /// The consumers an auth plugin may authenticate (the route's workspace).
+    pub fn consumers(&self) -> Option<&ConsumerIndex> {
+        self.consumers.as_deref()
+    }
+
+    /// Uses `index` for auth plugins (done by [`RoutePlugins`](crate::RoutePlugins); tests).
+    pub fn set_consumers(&mut self, index: Arc<ConsumerIndex>) {
+        self.consumers = Some(index);
+    }
+
+    /// `_meta.filter` of plugin entry `id`, evaluated once per request.
+    pub(crate) fn cached_filter(&mut self, id: u64, eval: impl FnOnce(&Ctx) -> bool) -> bool {
+        if let Some((_, v)) = self.filters.iter().find(|(i, _)| *i == id) {
+            return *v;
+        }
+        let v = eval(self);
+        self.filters.push((id, v));
+        v
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// `key=value` pairs of a query string (a bare key has an empty value).
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// Percent-decodes a query component (`+` is a space); invalid escapes stay as they are.
+pub(crate) fn decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}

@@ -1,0 +1,213 @@
+//! limit-count behaviour through real contexts.
+
+use super::*;
+use crate::testing::{ctx_for, get, Fixture};
+use crate::Conf;
+use serde_json::json;
+
+fn build_in(f: &Fixture, conf: Value, owner: &str) -> Result<Arc<dyn Plugin>, String> {
+    f.compiler()
+        .entry(Conf {
+            name: NAME,
+            conf: &conf,
+            owner,
+        })
+        .map(|e| e.map(|e| e.plugin().clone()).expect("enabled"))
+}
+
+fn limiter(f: &Fixture, conf: Value) -> Arc<dyn Plugin> {
+    build_in(f, conf, "ws/default/plugin_configs/1").expect("builds")
+}
+
+/// Runs `access` for a GET of `uri`; the answer's status (200 = passed) and the context.
+fn hit(p: &Arc<dyn Plugin>, uri: &str) -> (u16, Ctx, Option<Reply>) {
+    let mut ctx = ctx_for(get(uri));
+    match p.access(&mut ctx) {
+        Flow::Continue => (200, ctx, None),
+        Flow::Respond(r) => (r.status.as_u16(), ctx, Some(r)),
+    }
+}
+
+fn header<'a>(ctx: &'a Ctx, name: &str) -> &'a str {
+    ctx.response_headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[test]
+fn quota_then_nginx_page() {
+    let f = Fixture::new();
+    let p = limiter(&f, json!({"count": 2, "time_window": 60}));
+    let (s, ctx, _) = hit(&p, "/");
+    assert_eq!(s, 200);
+    assert_eq!(header(&ctx, "x-ratelimit-limit"), "2");
+    assert_eq!(header(&ctx, "x-ratelimit-remaining"), "1");
+    assert_eq!(header(&ctx, "x-ratelimit-reset"), "60");
+    assert_eq!(hit(&p, "/").0, 200);
+    let (s, ctx, reply) = hit(&p, "/");
+    assert_eq!(s, 503);
+    assert_eq!(header(&ctx, "x-ratelimit-remaining"), "0");
+    let body = reply.map(|r| String::from_utf8_lossy(&r.body).into_owned());
+    assert!(body.is_some_and(|b| b.contains("503 Service Temporarily Unavailable")));
+}
+
+#[test]
+fn rejected_message_code_and_no_headers() {
+    let f = Fixture::new();
+    let p = limiter(
+        &f,
+        json!({"count": 1, "time_window": 60, "rejected_code": 429, "rejected_msg": "slow down", "show_limit_quota_header": false}),
+    );
+    let (_, ctx, _) = hit(&p, "/");
+    assert!(ctx.response_headers.is_empty());
+    let (s, _, reply) = hit(&p, "/");
+    assert_eq!(s, 429);
+    assert_eq!(
+        reply.map(|r| r.body),
+        Some(b"{\"error_msg\":\"slow down\"}\n".to_vec())
+    );
+}
+
+#[test]
+fn keys_split_counters() {
+    let f = Fixture::new();
+    let p = limiter(
+        &f,
+        json!({"count": 1, "time_window": 60, "key": "arg_user"}),
+    );
+    assert_eq!(hit(&p, "/?user=a").0, 200);
+    assert_eq!(hit(&p, "/?user=b").0, 200);
+    assert_eq!(hit(&p, "/?user=a").0, 503);
+    // No `user`: the client address is the key.
+    assert_eq!(hit(&p, "/").0, 200);
+    assert_eq!(hit(&p, "/").0, 503);
+
+    let p = limiter(
+        &f,
+        json!({"count": 1, "time_window": 60, "key_type": "var_combination", "key": "$arg_a-$arg_b"}),
+    );
+    assert_eq!(hit(&p, "/?a=1&b=2").0, 200);
+    assert_eq!(hit(&p, "/?a=1&b=3").0, 200);
+    assert_eq!(hit(&p, "/?a=1&b=2").0, 503);
+
+    let p = limiter(
+        &f,
+        json!({"count": 1, "time_window": 60, "key_type": "constant", "key": "all"}),
+    );
+    assert_eq!(hit(&p, "/?x=1").0, 200);
+    assert_eq!(hit(&p, "/?x=2").0, 503);
+}
+
+#[test]
+fn counters_survive_rebuilds_and_reset_on_edit() {
+    let f = Fixture::new();
+    let conf = json!({"count": 1, "time_window": 60});
+    assert_eq!(hit(&limiter(&f, conf.clone()), "/").0, 200);
+    // The same configuration compiled again (a snapshot swap) keeps counting.
+    assert_eq!(hit(&limiter(&f, conf), "/").0, 503);
+    // An edited configuration starts over (its checksum changed).
+    let edited = json!({"count": 1, "time_window": 61});
+    assert_eq!(hit(&limiter(&f, edited), "/").0, 200);
+    // Another owner has its own counters.
+    let other = build_in(
+        &f,
+        json!({"count": 1, "time_window": 60}),
+        "ws/default/consumers/jack",
+    );
+    assert_eq!(hit(&other.expect("builds"), "/").0, 200);
+    // A group is shared whatever the owner.
+    let g1 = build_in(
+        &f,
+        json!({"count": 1, "time_window": 60, "group": "g"}),
+        "ws/a/plugin_configs/1",
+    );
+    let g2 = build_in(
+        &f,
+        json!({"count": 1, "time_window": 60, "group": "g"}),
+        "ws/a/plugin_configs/2",
+    );
+    assert_eq!(hit(&g1.expect("builds"), "/").0, 200);
+    assert_eq!(hit(&g2.expect("builds"), "/").0, 503);
+}
+
+#[test]
+fn counts_from_variables() {
+    let f = Fixture::new();
+    let p = limiter(
+        &f,
+        json!({"count": "$http_quota", "time_window": 60, "key": "http_quota"}),
+    );
+    let mut ctx = ctx_for(get("/").header("quota", "2"));
+    assert_eq!(p.access(&mut ctx), Flow::Continue);
+    assert_eq!(header(&ctx, "x-ratelimit-limit"), "2");
+    assert_eq!(hit(&p, "/").0, 500);
+    let p = limiter(
+        &f,
+        json!({"count": "$http_quota", "time_window": 60, "allow_degradation": true}),
+    );
+    assert_eq!(hit(&p, "/").0, 200);
+}
+
+#[test]
+fn rules_with_prefixes() {
+    let f = Fixture::new();
+    let p = limiter(
+        &f,
+        json!({"rules": [
+            {"count": 2, "time_window": 60, "key": "$arg_a", "header_prefix": "A"},
+            {"count": 1, "time_window": 60, "key": "$arg_b"}
+        ]}),
+    );
+    let (s, ctx, _) = hit(&p, "/?a=1");
+    assert_eq!(s, 200);
+    assert_eq!(header(&ctx, "x-a-ratelimit-remaining"), "1");
+    assert!(ctx.response_headers.get("x-1-ratelimit-limit").is_none());
+    let (s, ctx, _) = hit(&p, "/?a=2&b=x");
+    assert_eq!(s, 200);
+    assert_eq!(header(&ctx, "x-2-ratelimit-limit"), "1");
+    assert_eq!(hit(&p, "/?b=x").0, 503);
+    // No rule applies: 500.
+    assert_eq!(hit(&p, "/").0, 500);
+}
+
+#[test]
+fn metadata_renames_headers() {
+    let mut f = Fixture::new();
+    f.metadata
+        .insert(NAME.to_string(), json!({"limit_header": "X-Quota"}));
+    let p = limiter(&f, json!({"count": 5, "time_window": 60}));
+    let (_, ctx, _) = hit(&p, "/");
+    assert_eq!(header(&ctx, "x-quota"), "5");
+    assert_eq!(header(&ctx, "x-ratelimit-remaining"), "4");
+}
+
+#[test]
+fn unsupported_policies_are_refused() {
+    let f = Fixture::new();
+    let err = build_in(
+        &f,
+        json!({"count": 1, "time_window": 1, "policy": "redis", "redis_host": "127.0.0.1"}),
+        "o",
+    )
+    .expect_err("refused");
+    assert_eq!(
+        err,
+        "failed to load plugin limit-count: policy redis is not supported yet (only local counters are)"
+    );
+    let err = build_in(
+        &f,
+        json!({"count": 1, "time_window": 1, "window_type": "sliding"}),
+        "o",
+    )
+    .expect_err("refused");
+    assert!(err.ends_with("window_type sliding is not supported yet"));
+}
+
+#[test]
+fn stable_checksum_input() {
+    let mut a = String::new();
+    stable_json(&json!({"b": 1, "a": [true, {"d": null, "c": "x"}]}), &mut a);
+    assert_eq!(a, "{\"a\":[true,{\"c\":\"x\",\"d\":null}],\"b\":1}");
+    assert_eq!(reset_text(Duration::from_millis(59_876)), "59.87");
+}

@@ -1,0 +1,155 @@
+//! The plugins of one matched route and the three calls the gateway makes per request.
+//!
+//! ```text
+//! route matched ─► ctx = Ctx::new(method, uri, headers, remote)      (+ path, host, port, scheme)
+//!                  match plugins.access_phase(&mut ctx).await {
+//!                      Flow::Respond(reply) => response = reply           (no upstream)
+//!                      Flow::Continue => send ctx.method / ctx.headers /
+//!                          ctx.upstream_uri or ctx.uri / ctx.upstream_host upstream
+//!                  }
+//!                  plugins.header_filter_phase(&mut ctx, &mut status, &mut headers)
+//!                                                   (on the reply or the upstream response)
+//!                  send the response
+//!                  plugins.log_phase(&mut ctx)          (after the body went out)
+//! ```
+//!
+//! `access_phase` is APISIX's `http_access_phase` from the route match on (reference §0 #6/#7,
+//! §5.1): global `rewrite` → route `rewrite` (auth plugins attach the consumer) → consumer merge
+//! and `rewrite` of the plugins the consumer brought → global `access` → route `access`.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+
+use crate::chain::Chain;
+use crate::consumer::ConsumerIndex;
+use crate::ctx::{Ctx, ResponseHead};
+use crate::reply::Reply;
+use crate::runtime::Flow;
+
+/// Everything plugin-related a matched route needs.
+#[derive(Debug)]
+pub struct RoutePlugins {
+    /// `$route_id`.
+    pub route_id: String,
+    /// `$route_name`.
+    pub route_name: Option<String>,
+    /// The workspace's global rules.
+    pub global: Arc<Chain>,
+    /// The route's plugin template, compiled; `Err` when the template is missing or was left
+    /// out (the route answers 503, APISIX's `plugin_config_id` not found).
+    pub route: Result<Arc<Chain>, String>,
+    /// The workspace's consumers, for auth plugins.
+    pub consumers: Arc<ConsumerIndex>,
+}
+
+impl RoutePlugins {
+    /// No plugins at all: every phase is a no-op.
+    pub fn none(route_id: &str) -> RoutePlugins {
+        RoutePlugins {
+            route_id: route_id.to_string(),
+            route_name: None,
+            global: Arc::new(Chain::empty()),
+            route: Ok(Arc::new(Chain::empty())),
+            consumers: Arc::new(ConsumerIndex::new()),
+        }
+    }
+
+    /// Whether no phase can do anything (no global rule, no route plugin).
+    pub fn is_empty(&self) -> bool {
+        self.global.is_empty() && self.route.as_ref().is_ok_and(|c| c.is_empty())
+    }
+
+    /// Runs `rewrite` and `access` of the global rules and the route (merging the consumer's
+    /// plugins in once an auth plugin attached one). [`Flow::Respond`] carries the answer to
+    /// send instead of proxying; run [`RoutePlugins::header_filter_phase`] on it too.
+    ///
+    /// Async so that plugins that wait (Redis-backed limits) fit in later without changing the
+    /// caller; today it completes without yielding.
+    pub async fn access_phase(&self, ctx: &mut Ctx) -> Flow {
+        ctx.route_id.clone_from(&self.route_id);
+        ctx.route_name.clone_from(&self.route_name);
+        ctx.global_chain = Some(self.global.clone());
+        let route = match &self.route {
+            Ok(chain) => chain.clone(),
+            Err(e) => {
+                tracing::error!("route {}: {e}", self.route_id);
+                return Flow::Respond(Reply::page(StatusCode::SERVICE_UNAVAILABLE));
+            }
+        };
+        ctx.consumers = Some(self.consumers.clone());
+        ctx.route_chain = Some(route.clone());
+        if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false) {
+            return f;
+        }
+        if let f @ Flow::Respond(_) = route.rewrite(ctx, false) {
+            return f;
+        }
+        let mut effective = route;
+        if let Some(consumer) = ctx.consumer.clone() {
+            match effective.merged(&consumer) {
+                Err(e) => {
+                    tracing::error!("route {}: {e}", self.route_id);
+                    return Flow::Respond(Reply::page(StatusCode::SERVICE_UNAVAILABLE));
+                }
+                Ok(Some(merged)) => {
+                    ctx.route_chain = Some(merged.clone());
+                    if let f @ Flow::Respond(_) = merged.rewrite(ctx, true) {
+                        return f;
+                    }
+                    effective = merged;
+                }
+                Ok(None) => {}
+            }
+        }
+        if let f @ Flow::Respond(_) = self.global.access(ctx) {
+            return f;
+        }
+        effective.access(ctx)
+    }
+
+    /// Runs `header_filter` of the global rules, then of the route's (merged) chain, on the
+    /// response about to be sent — the upstream's or a [`Flow::Respond`] reply. First lays the
+    /// response headers plugins set earlier (`ctx.response_headers`) over `headers`. Plugins
+    /// may change `status` and `headers`. Afterwards `ctx.response` keeps the status (for `log`);
+    /// the headers are handed back.
+    pub fn header_filter_phase(
+        &self,
+        ctx: &mut Ctx,
+        status: &mut StatusCode,
+        headers: &mut HeaderMap,
+    ) {
+        let pending = std::mem::take(&mut ctx.response_headers);
+        for name in pending.keys() {
+            headers.remove(name);
+            for value in pending.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        ctx.response = Some(ResponseHead {
+            status: *status,
+            headers: std::mem::take(headers),
+        });
+        if let Some(global) = ctx.global_chain.clone() {
+            global.header_filter(ctx);
+        }
+        if let Some(route) = ctx.route_chain.clone() {
+            route.header_filter(ctx);
+        }
+        if let Some(head) = ctx.response.as_mut() {
+            *status = head.status;
+            *headers = std::mem::take(&mut head.headers);
+        }
+    }
+
+    /// Runs `log` of the global rules, then of the route's (merged) chain, once the response
+    /// has been sent.
+    pub fn log_phase(&self, ctx: &mut Ctx) {
+        if let Some(global) = ctx.global_chain.clone() {
+            global.log(ctx);
+        }
+        if let Some(route) = ctx.route_chain.clone() {
+            route.log(ctx);
+        }
+    }
+}
