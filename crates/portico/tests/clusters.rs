@@ -255,3 +255,64 @@ fn clusters_on_two_etcds_stay_isolated_and_their_nodes_are_managed() {
     let planes = ok(&cp2, "GET", "/api/v1/control_planes", Value::Null);
     assert!(planes["total"].as_u64().unwrap() >= 2, "{planes}");
 }
+
+#[test]
+fn a_three_member_etcd_losing_one_member_keeps_writes_and_watches_going() {
+    let mut etcd = portico_testkit::EtcdCluster::start(3);
+    let endpoints = etcd.endpoints().join(",");
+    let backend = upstream("three");
+    let (cp_dir, dp_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cp = Portico::start_role(
+        Path::new(BIN),
+        &["cp", "--etcd-endpoints", &endpoints],
+        cp_dir.path(),
+        &[KEYRING],
+    );
+    let node = Portico::start_role(
+        Path::new(BIN),
+        &["dp", "--etcd-endpoints", &endpoints],
+        dp_dir.path(),
+        &[KEYRING],
+    );
+    let r = cp.admin(
+        "PUT",
+        "/apisix/admin/upstreams/u",
+        &json!({"nodes": {backend.to_string(): 1}}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = cp.admin(
+        "PUT",
+        "/apisix/admin/routes/1",
+        r#"{"uri":"/before","upstream_id":"u"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_until("route before the failure", || {
+        get(&node, "/before").0 == 200
+    });
+
+    // Kill one member (the leader, the hardest case).
+    let victim = etcd.leader().unwrap_or(0);
+    etcd.member_mut(victim).kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = cp.admin(
+            "PUT",
+            "/apisix/admin/routes/2",
+            r#"{"uri":"/after","upstream_id":"u"}"#,
+        );
+        if r.status == 201 || r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never resumed: {} {}",
+            r.status,
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_until("watch delivers the write made after the failure", || {
+        get(&node, "/after").0 == 200
+    });
+    assert_eq!(get(&node, "/before").0, 200);
+}

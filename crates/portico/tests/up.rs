@@ -27,6 +27,20 @@ fn objects_survive_a_restart_and_the_key_is_kept() {
     assert_eq!(key_file.trim(), p.admin_key);
 
     assert_eq!(p.admin("HEAD", "/apisix/admin", "").status, 200);
+    // Its own data-plane node is in the default cluster's node list.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let nodes = p.admin("GET", "/api/v1/clusters/default/nodes", "").json();
+        if nodes["total"] == 1 && nodes["list"][0]["state"] == "healthy" {
+            assert_eq!(nodes["list"][0]["id"].as_str(), p.node_id.as_deref());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "own node never listed: {nodes}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let r = p.admin(
         "PUT",
         "/apisix/admin/upstreams/1",
