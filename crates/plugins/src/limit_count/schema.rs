@@ -132,5 +132,18 @@ pub(super) fn check(conf: &Value) -> Result<(), String> {
             return Err(format!("duplicate key '{key}' in rules"));
         }
     }
+    // Refused at write time, so that nothing is accepted that the data plane would leave out.
+    if policy != "local" {
+        return Err(format!(
+            "policy {policy} is not supported yet (only local counters are)"
+        ));
+    }
+    if let Some(window) = conf
+        .get("window_type")
+        .and_then(Value::as_str)
+        .filter(|w| *w != "fixed")
+    {
+        return Err(format!("window_type {window} is not supported yet"));
+    }
     Ok(())
 }

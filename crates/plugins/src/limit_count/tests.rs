@@ -193,7 +193,7 @@ fn unsupported_policies_are_refused() {
     .expect_err("refused");
     assert_eq!(
         err,
-        "failed to load plugin limit-count: policy redis is not supported yet (only local counters are)"
+        "failed to check the configuration of plugin limit-count err: policy redis is not supported yet (only local counters are)"
     );
     let err = build_in(
         &f,
