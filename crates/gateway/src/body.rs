@@ -34,6 +34,7 @@ pub enum GatewayBody {
 }
 
 impl GatewayBody {
+    /// A body the gateway made, sent in one frame.
     pub fn full(bytes: impl Into<Bytes>) -> GatewayBody {
         GatewayBody::Full(Some(bytes.into()))
     }
@@ -154,15 +155,17 @@ pub struct TooLarge(pub u64);
 #[error("upstream sent nothing for {0:?} while sending the response body")]
 pub struct ReadTimeout(pub Duration);
 
-/// An upstream's response body. Between two frames the upstream has the read timeout (nginx's
-/// `proxy_read_timeout`); past it the body ends in an error. When the body ends cleanly its
+/// An upstream's response body. Each time the client asks for more, the upstream has the read
+/// timeout (nginx's `proxy_read_timeout`) to deliver it; past it the body ends in an error. Time
+/// the client takes to ask (back-pressure) does not count. When the body ends cleanly its
 /// connection goes back to the pool; however it ends, `done` (the node's in-flight count) is
 /// dropped.
 pub struct UpstreamBody {
     inner: Incoming,
     checkin: Option<Checkin>,
     read_timeout: Duration,
-    last_frame: Instant,
+    /// Since when the client has been waiting for the next frame.
+    waiting_since: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     done: Option<Box<dyn Send + Sync>>,
 }
@@ -178,7 +181,7 @@ impl UpstreamBody {
             inner,
             checkin,
             read_timeout,
-            last_frame: Instant::now(),
+            waiting_since: None,
             timer: None,
             done: Some(done),
         }
@@ -194,10 +197,11 @@ impl UpstreamBody {
         self.timer = None;
     }
 
-    /// Whether the read timeout ran out; arms the timer for the current deadline otherwise.
+    /// Whether the read timeout ran out while the client waits; arms the timer otherwise.
     fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
         loop {
-            let deadline = self.last_frame + self.read_timeout;
+            let deadline = since + self.read_timeout;
             if Instant::now() >= deadline {
                 return true;
             }
@@ -299,7 +303,7 @@ fn poll_upstream(
             Poll::Ready(None)
         }
         Poll::Ready(Some(Ok(frame))) => {
-            b.last_frame = Instant::now();
+            b.waiting_since = None;
             if b.inner.is_end_stream() {
                 b.finish(true);
             }

@@ -13,8 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
 use portico_balancer::health::Outcome;
 use portico_balancer::{NodeIndex, Tried};
@@ -26,16 +25,8 @@ use crate::body::{BodyState, BodyWatch, GatewayBody, RequestBody, UpstreamBody};
 use crate::error::{self, ProxyError};
 use crate::forward;
 use crate::pool::{Checkin, Conn, ConnectError, Keepalive, PoolKey, TlsTarget};
+use crate::proxy::Outgoing;
 use crate::Gateway;
-
-/// The parts of the upstream request that every try shares.
-pub(crate) struct Outgoing {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: http::HeaderMap,
-    /// The client's `Host` header, port included.
-    pub client_host: Option<String>,
-}
 
 /// A node's share of one request, from its pick until the response is done however it ends
 /// (`least_conn` counts these; APISIX releases them in the log phase).
@@ -60,7 +51,7 @@ impl Drop for InFlight {
 /// How one exchange with a node failed.
 enum Failure {
     /// Nothing reached the node: the request comes back for another try.
-    NotSent(Request<GatewayBody>),
+    NotSent(Box<Request<GatewayBody>>),
     /// The request (or part of it) was sent, then the exchange failed.
     Sent(String),
     /// No response head within the send/read timeouts.
@@ -135,6 +126,8 @@ impl Gateway {
                 },
             };
             let host = match upstream.pass_host {
+                // A plugin's host (proxy-rewrite `host`) wins over `pass_host`.
+                _ if out.host_override.is_some() => out.host_override.clone(),
                 PassHost::Pass => out.client_host.clone(),
                 PassHost::Node => Some(node.host_header.clone()),
                 PassHost::Rewrite => upstream.upstream_host.clone(),
@@ -223,7 +216,7 @@ impl Gateway {
         match exchange(conn, req, watch, timeouts).await {
             Err(Failure::NotSent(req)) if reused => {
                 match self.pool.connect(key, timeouts.connect, keepalive).await {
-                    Ok(conn) => exchange(conn, req, watch, timeouts).await,
+                    Ok(conn) => exchange(conn, *req, watch, timeouts).await,
                     Err(_) => Err(Failure::NotSent(req)),
                 }
             }
@@ -263,7 +256,7 @@ async fn exchange(
     };
     let mut sent = sent;
     match sent.take_message() {
-        Some(req) => Err(Failure::NotSent(req)),
+        Some(req) => Err(Failure::NotSent(Box::new(req))),
         None => Err(Failure::Sent(sent.into_error().to_string())),
     }
 }
@@ -323,38 +316,6 @@ fn respond(
     let mut resp = Response::from_parts(parts, body);
     error::set_upstream_status(&mut resp, tries);
     (resp, held)
-}
-
-impl Outgoing {
-    fn build(
-        &self,
-        host: Option<&str>,
-        key: &PoolKey,
-        h2: bool,
-        body: GatewayBody,
-    ) -> Result<Request<GatewayBody>, ProxyError> {
-        let uri: Uri = if h2 {
-            let scheme = if key.tls.is_some() { "https" } else { "http" };
-            let authority = host.map_or_else(|| key.addr.to_string(), str::to_string);
-            format!("{scheme}://{authority}{}", self.path_and_query).parse()
-        } else {
-            self.path_and_query.parse()
-        }
-        .map_err(|e| {
-            ProxyError::Client(StatusCode::BAD_REQUEST, format!("bad request target: {e}"))
-        })?;
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        if h2 {
-            *req.version_mut() = http::Version::HTTP_2;
-            req.headers_mut().remove(header::HOST);
-        } else if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            req.headers_mut().insert(header::HOST, host);
-        }
-        Ok(req)
-    }
 }
 
 /// The error once no try is left: 504 when the last one timed out, else 502.

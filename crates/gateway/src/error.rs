@@ -89,6 +89,7 @@ pub fn set_upstream_status(resp: &mut Response<GatewayBody>, tries: &[u16]) {
 pub fn reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "Authorization Required",
+        405 => "Not Allowed",
         408 => "Request Time-out",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Large",

@@ -113,11 +113,13 @@ impl<I> ClientIo<I> {
 
     /// Watches what the gateway writes for the status that decides a pending upgrade.
     fn observe(&mut self, data: &[u8]) {
-        if self.scan.upgrade_pending() && data.starts_with(b"HTTP/1.") && data.len() >= 12 {
-            if self.scan.response_started(&data[9..12]) {
-                if let Some(w) = self.parked.take() {
-                    w.wake();
-                }
+        let decided = self.scan.upgrade_pending()
+            && data.starts_with(b"HTTP/1.")
+            && data.len() >= 12
+            && self.scan.response_started(&data[9..12]);
+        if decided {
+            if let Some(w) = self.parked.take() {
+                w.wake();
             }
         }
     }

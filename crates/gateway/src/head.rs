@@ -200,7 +200,7 @@ impl Scanner {
         if method == "CONNECT" || method == "TRACE" {
             return Err(StatusCode::METHOD_NOT_ALLOWED);
         }
-        http::Uri::try_from(req.path.unwrap_or("")).map_err(|_| bad)?;
+        let target = http::Uri::try_from(req.path.unwrap_or("")).map_err(|_| bad)?;
         let (mut hosts, mut lengths, mut codings) = (0, 0, 0);
         let (mut length, mut chunked, mut upgrade) = (0u64, false, false);
         for h in req.headers.iter() {
@@ -221,7 +221,9 @@ impl Scanner {
                 upgrade = http11;
             }
         }
-        if hosts > 1 || (http11 && hosts == 0) || lengths > 1 || codings > 1 {
+        // An absolute-form target names the host itself.
+        let needs_host = http11 && target.authority().is_none();
+        if hosts > 1 || (needs_host && hosts == 0) || lengths > 1 || codings > 1 {
             return Err(bad);
         }
         if codings == 1 && (lengths > 0 || !http11) {
@@ -335,3 +337,6 @@ fn hex(b: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

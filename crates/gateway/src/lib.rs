@@ -89,6 +89,7 @@ impl Gateway {
         self.snapshot.store(snapshot);
     }
 
+    /// The limits this gateway holds its clients to.
     pub fn limits(&self) -> &ClientLimits {
         &self.limits
     }

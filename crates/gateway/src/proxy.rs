@@ -6,15 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use portico_expr::Vars as _;
+use portico_snapshot::runtime::{Ctx, Flow};
 use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot};
 
 use crate::body::GatewayBody;
-use crate::call::Outgoing;
 use crate::error::ProxyError;
 use crate::forward::{self, Client};
+use crate::pool::PoolKey;
 use crate::vars::RequestVars;
 use crate::{uri, Gateway};
 
@@ -96,6 +97,69 @@ impl Gateway {
             };
             (entry, key)
         };
+        // The route's plugins (template and global rules) run before the upstream is chosen.
+        let mut plugins = None;
+        if !entry.plugins.is_empty() {
+            let mut ctx = Ctx::new(
+                parts.method.clone(),
+                parts.uri.clone(),
+                std::mem::take(&mut parts.headers),
+                remote,
+            );
+            ctx.path = path.to_string();
+            ctx.host.clone_from(&host);
+            ctx.server_port = conn.local_port;
+            ctx.scheme = conn.scheme;
+            ctx.version = parts.version;
+            match entry.plugins.access_phase(&mut ctx).await {
+                Flow::Respond(reply) => {
+                    let resp = reply.into_response(GatewayBody::full);
+                    return Ok(finish(&entry, &mut ctx, resp));
+                }
+                Flow::Continue => {
+                    parts.method = ctx.method.clone();
+                    parts.headers = std::mem::take(&mut ctx.headers);
+                }
+            }
+            plugins = Some(ctx);
+        }
+        let result = self
+            .proxy_upstream(
+                &entry,
+                parts,
+                body,
+                host_header,
+                hash_key,
+                remote,
+                conn,
+                plugins.as_ref(),
+            )
+            .await;
+        match plugins {
+            None => result,
+            Some(mut ctx) => {
+                let resp = result.unwrap_or_else(|e| {
+                    tracing::debug!("{e}");
+                    e.to_response()
+                });
+                Ok(finish(&entry, &mut ctx, resp))
+            }
+        }
+    }
+
+    /// From the upstream choice on: forwards the request and returns the upstream's response.
+    #[allow(clippy::too_many_arguments)]
+    async fn proxy_upstream(
+        &self,
+        entry: &RouteEntry,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        host_header: Option<String>,
+        hash_key: Option<String>,
+        remote: SocketAddr,
+        conn: &ConnInfo,
+        plugins: Option<&Ctx>,
+    ) -> Result<Response<GatewayBody>, ProxyError> {
         let upstream = match &entry.upstream {
             RouteUpstream::Ready(up) => up.clone(),
             RouteUpstream::Missing(id) => return Err(ProxyError::MissingUpstream(id.clone())),
@@ -120,15 +184,25 @@ impl Gateway {
         if upstream.is_grpc() {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        let outgoing = Outgoing {
-            method: parts.method,
-            // The client's request target as sent: not normalised, query string included.
-            path_and_query: parts
+        // The client's request target as sent (not normalised, query string included), unless
+        // a plugin rewrote it.
+        let path_and_query = match plugins {
+            Some(ctx) => ctx.upstream_uri.clone().unwrap_or_else(|| {
+                ctx.uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
+            }),
+            None => parts
                 .uri
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+        };
+        let outgoing = Outgoing {
+            method: parts.method,
+            path_and_query,
             headers,
             client_host: host_header,
+            host_override: plugins.and_then(|ctx| ctx.upstream_host.clone()),
         };
         let (mut resp, in_flight) = self
             .forward(&upstream, outgoing, body, hash_key.as_deref(), timeouts)
@@ -149,6 +223,50 @@ impl Gateway {
             forward::strip_hop_by_hop(resp.headers_mut(), false);
         }
         Ok(resp)
+    }
+}
+
+/// The parts of the upstream request that every try shares.
+pub(crate) struct Outgoing {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: http::HeaderMap,
+    /// The client's `Host` header, port included.
+    pub client_host: Option<String>,
+    /// A `Host` set by a plugin; wins over `pass_host`.
+    pub host_override: Option<String>,
+}
+
+impl Outgoing {
+    /// The request for one try: `host` as `pass_host` decided, the target absolute for HTTP/2.
+    pub(crate) fn build(
+        &self,
+        host: Option<&str>,
+        key: &PoolKey,
+        h2: bool,
+        body: GatewayBody,
+    ) -> Result<Request<GatewayBody>, ProxyError> {
+        let uri: Uri = if h2 {
+            let scheme = if key.tls.is_some() { "https" } else { "http" };
+            let authority = host.map_or_else(|| key.addr.to_string(), str::to_string);
+            format!("{scheme}://{authority}{}", self.path_and_query).parse()
+        } else {
+            self.path_and_query.parse()
+        }
+        .map_err(|e| {
+            ProxyError::Client(StatusCode::BAD_REQUEST, format!("bad request target: {e}"))
+        })?;
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = self.headers.clone();
+        if h2 {
+            *req.version_mut() = http::Version::HTTP_2;
+            req.headers_mut().remove(header::HOST);
+        } else if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        Ok(req)
     }
 }
 
@@ -179,6 +297,16 @@ fn check_client_cert(
         ));
     }
     Ok(())
+}
+
+/// Runs the plugins' `header_filter` and `log` phases on the response about to be sent.
+fn finish(entry: &RouteEntry, ctx: &mut Ctx, resp: Response<GatewayBody>) -> Response<GatewayBody> {
+    let (mut head, body) = resp.into_parts();
+    entry
+        .plugins
+        .header_filter_phase(ctx, &mut head.status, &mut head.headers);
+    entry.plugins.log_phase(ctx);
+    Response::from_parts(head, body)
 }
 
 fn request_host(parts: &http::request::Parts) -> Option<&str> {

@@ -77,10 +77,13 @@ fn builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Heads are judged against the limits by `ClientIo` before hyper parses them; hyper's own
     // limits only need to let every accepted head through. hyper's header timer starts when a
-    // connection waits for its next request, so it is the keep-alive timeout.
+    // connection waits for its next request, so it is the keep-alive timeout. A client that
+    // shuts its sending side after a request still gets the answer (as from nginx); so does
+    // one whose head was refused, after which `ClientIo` reads nothing more.
     builder
         .http1()
         .timer(TokioTimer::new())
+        .half_close(true)
         .header_read_timeout(limits.keepalive_timeout)
         .max_buf_size(limits.max_header_bytes.saturating_add(8192).max(8192))
         .max_headers(limits.max_headers.max(4))
@@ -158,13 +161,15 @@ async fn serve_conn<I>(
         let (gateway, info) = (gateway.clone(), info.clone());
         let refused = verdicts.next_request();
         async move {
-            let resp = match refused {
+            let mut resp = match refused {
                 Some(status) => refusal(status),
                 None => match check_request(&gateway, &req) {
                     Ok(()) => gateway.handle(req, &info).await,
                     Err(e) => e.to_response(),
                 },
             };
+            resp.headers_mut()
+                .insert(header::SERVER, gateway.server_header.clone());
             Ok::<_, std::convert::Infallible>(resp)
         }
     });

@@ -11,7 +11,7 @@ pub fn normalize(path: &str) -> Option<Cow<'_, str>> {
     if !bytes.starts_with(b"/") {
         return None;
     }
-    let plain = !bytes.iter().any(|b| *b == b'%')
+    let plain = !bytes.contains(&b'%')
         && !path.contains("//")
         && !path.contains("/./")
         && !path.contains("/../")

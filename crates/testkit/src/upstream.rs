@@ -13,6 +13,7 @@
 //! fixed statuses, delays, held requests, generated downloads, WebSocket echo ([`ws`]) and unary
 //! gRPC ([`grpc`]). [`Upstream::raw`] serves plain TCP for misbehaving peers.
 
+mod body;
 pub mod grpc;
 pub mod handlers;
 pub mod ws;
@@ -23,17 +24,16 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+pub use body::{pattern, pattern_byte, pattern_crc, TestBody, PERIOD};
 pub use handlers::Gate;
 
 /// A boxed future, as handlers return them.
@@ -307,87 +307,4 @@ fn tls_acceptor(t: &TlsSettings) -> tokio_rustls::TlsAcceptor {
         .expect("upstream certificate and key");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
-/// The body of every test upstream's responses.
-pub enum TestBody {
-    /// A fixed body (or none), sent in one frame.
-    Full(Option<Bytes>),
-    /// `remaining` bytes of [`pattern`] starting at `offset`, generated as they are sent.
-    Pattern { offset: u64, remaining: u64 },
-    /// A body followed by trailers (gRPC).
-    WithTrailers {
-        data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
-    },
-}
-
-impl TestBody {
-    pub fn empty() -> TestBody {
-        TestBody::Full(None)
-    }
-
-    pub fn full(bytes: impl Into<Bytes>) -> TestBody {
-        TestBody::Full(Some(bytes.into()))
-    }
-}
-
-/// Chunk size of generated bodies.
-const PATTERN_CHUNK: u64 = 64 * 1024;
-
-/// The byte at `position` of a generated body: a sequence that does not repeat on power-of-two
-/// boundaries, so shifted or dropped bytes show.
-pub fn pattern_byte(position: u64) -> u8 {
-    (position % 251) as u8
-}
-
-/// `len` bytes of the generated sequence from `offset`.
-pub fn pattern(offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| pattern_byte(offset + i)).collect()
-}
-
-impl Body for TestBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let frame = match self.get_mut() {
-            TestBody::Full(bytes) => bytes.take().map(Frame::data),
-            TestBody::Pattern { offset, remaining } => {
-                let n = (*remaining).min(PATTERN_CHUNK);
-                if n == 0 {
-                    None
-                } else {
-                    let chunk = pattern(*offset, n as usize);
-                    *offset += n;
-                    *remaining -= n;
-                    Some(Frame::data(Bytes::from(chunk)))
-                }
-            }
-            TestBody::WithTrailers { data, trailers } => match data.take() {
-                Some(d) => Some(Frame::data(d)),
-                None => trailers.take().map(Frame::trailers),
-            },
-        };
-        Poll::Ready(frame.map(Ok))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            TestBody::Full(b) => b.is_none(),
-            TestBody::Pattern { remaining, .. } => *remaining == 0,
-            TestBody::WithTrailers { data, trailers } => data.is_none() && trailers.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            TestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            TestBody::Pattern { remaining, .. } => SizeHint::with_exact(*remaining),
-            TestBody::WithTrailers { .. } => SizeHint::default(),
-        }
-    }
 }

@@ -26,7 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portico_gateway::{ClientLimits, Gateway};
-use portico_model::{Keyring, Registry};
+use portico_model::Keyring;
 use portico_snapshot::{Config, Item, Snapshot};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -119,7 +119,7 @@ impl Harness {
             config,
             rev,
             Some(&previous),
-            &Registry::new(Vec::new()),
+            &portico_plugins::registry(),
             &Keyring::disabled(),
         );
         assert!(
