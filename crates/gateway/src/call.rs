@@ -110,7 +110,10 @@ impl Gateway {
                 )));
             };
             let report = |outcome: Outcome| {
-                if let Some(h) = upstream.balancer.health().filter(|_| passive) {
+                // Failed tries count whenever the upstream is health-checked (as APISIX reports
+                // them to its checker); proxied statuses only with passive checks configured.
+                let is_status = matches!(outcome, Outcome::Status(_));
+                if let Some(h) = upstream.balancer.health().filter(|_| passive || !is_status) {
                     h.report_passive(idx, outcome);
                 }
             };
