@@ -71,6 +71,7 @@ pub async fn follow(
         config: Arc::new(Config::new()),
         revision: 0,
         prefix,
+        frozen: false,
     };
     let mut synced = match store.range(&node.prefix).await {
         Ok(range) => {
@@ -110,6 +111,9 @@ pub async fn follow(
             }
         };
         let delivered = node.follow_watch(watch, settings.debounce).await;
+        if node.frozen {
+            return;
+        }
         tracing::debug!("config watch ended; reading the store again");
         // Pause only if the watch gave nothing, so a store that ends every watch at once is
         // not hammered.
@@ -149,6 +153,8 @@ struct Node {
     config: Arc<Config>,
     revision: i64,
     prefix: String,
+    /// Set when the cluster was deleted: the node stops following and keeps its snapshot.
+    frozen: bool,
 }
 
 impl Node {
@@ -192,7 +198,7 @@ impl Node {
                 }
                 Effect::Nothing => {}
             }
-            if ended {
+            if ended || self.frozen {
                 break;
             }
         }
@@ -201,8 +207,26 @@ impl Node {
 
     /// Takes one watch message into the config.
     fn absorb(&mut self, message: portico_store::Result<WatchMessage>) -> Effect {
+        if self.frozen {
+            return Effect::Nothing;
+        }
         match message {
-            Ok(WatchMessage::Changes { revision, events }) => {
+            Ok(WatchMessage::Changes {
+                revision,
+                mut events,
+            }) => {
+                // The cluster is being deleted: keep what is served, ignore the wipe that follows.
+                let marker = format!("{}{}", self.prefix, portico_model::node::CLUSTER_DELETED);
+                if let Some(at) = events
+                    .iter()
+                    .position(|e| e.kind == EventKind::Put && e.kv.key == marker)
+                {
+                    tracing::warn!(
+                        "the cluster was deleted on the control plane; serving the last config until this node is stopped"
+                    );
+                    self.frozen = true;
+                    events.truncate(at);
+                }
                 self.revision = self.revision.max(revision);
                 if !events.iter().any(|e| is_object(&self.prefix, &e.kv.key)) {
                     return Effect::Revision;

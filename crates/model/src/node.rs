@@ -8,6 +8,10 @@ pub const NODE_DIR: &str = "nodes";
 /// The folder of drain switches below a cluster prefix.
 pub const NODE_CONTROL_DIR: &str = "node_control";
 
+/// Written below a cluster's prefix just before the control plane wipes it (cluster deletion):
+/// nodes that see it stop following the store and keep serving their last config.
+pub const CLUSTER_DELETED: &str = "cluster_deleted";
+
 /// A data-plane node's registration, rewritten at every heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {

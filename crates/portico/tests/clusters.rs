@@ -254,6 +254,31 @@ fn clusters_on_two_etcds_stay_isolated_and_their_nodes_are_managed() {
     assert_eq!(seen["value"]["id"], "x");
     let planes = ok(&cp2, "GET", "/api/v1/control_planes", Value::Null);
     assert!(planes["total"].as_u64().unwrap() >= 2, "{planes}");
+
+    // Deleting cluster B wipes its keys; its running node keeps serving its last config.
+    ok(
+        &cp,
+        "PUT",
+        "/api/v1/clusters/b/workspaces/default/routes/rb",
+        json!({"uri": "/only-b", "upstream_id": "x"}),
+    );
+    wait_until("route on B", || get(&b1, "/only-b").0 == 200);
+    let listed = ok(&cp, "GET", "/api/v1/clusters/b/nodes", Value::Null);
+    assert!(listed["add_node_command"]
+        .as_str()
+        .unwrap()
+        .contains("/portico/clusters/b"));
+    let (status, _) = v1(&cp, "DELETE", "/api/v1/clusters/b", Value::Null);
+    assert_eq!(status, 400, "deletion needs confirmation");
+    ok(&cp, "DELETE", "/api/v1/clusters/b?confirm=b", Value::Null);
+    let (status, _) = v1(&cp, "GET", "/api/v1/clusters/b", Value::Null);
+    assert_eq!(status, 404);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        get(&b1, "/only-b").0,
+        200,
+        "a node of a deleted cluster keeps its config"
+    );
 }
 
 #[test]

@@ -210,8 +210,13 @@ impl ManageApi {
             )));
         }
         let prefix = text(&stored.value, "prefix").to_string();
-        // Wipe the cluster's objects first; running nodes keep serving their last config.
+        // Tell the nodes first (they stop following and keep serving their last config), then
+        // wipe the cluster's keys.
         if let Ok(store) = self.cluster_store(&stored.value).await {
+            let marker = format!("{prefix}/{}", portico_model::node::CLUSTER_DELETED);
+            store
+                .put(&marker, br#"{"deleted":true}"#.to_vec(), Default::default())
+                .await?;
             store.delete_prefix(&format!("{prefix}/")).await?;
         }
         self.system
@@ -250,7 +255,7 @@ impl ManageApi {
     }
 
     /// The command that starts one more data-plane node of this cluster.
-    async fn add_node_command(&self, resource: &str, prefix: &str) -> String {
+    pub(super) async fn add_node_command(&self, resource: &str, prefix: &str) -> String {
         let endpoints = if resource == SYSTEM_RESOURCE {
             self.info.etcd_endpoints.clone()
         } else {

@@ -121,9 +121,16 @@ impl ManageApi {
             .unwrap_or_default();
         let (latest, list) = self.nodes_of(&store, prefix).await?;
         let total = list.len();
+        let resource = record
+            .get("etcd_resource")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let add = self.add_node_command(resource, prefix).await;
         Ok((
             StatusCode::OK,
-            Some(json!({"list": list, "total": total, "latest_revision": latest})),
+            Some(
+                json!({"list": list, "total": total, "latest_revision": latest, "add_node_command": add}),
+            ),
         ))
     }
 
