@@ -321,6 +321,21 @@ async fn workspaces_claim_hosts_and_scope_tokens() {
         cross.body["error_msg"],
         "failed to fetch upstream info by upstream id [u], response code: 404"
     );
+    let template = json!({"plugins": {"key-auth": {}}});
+    let t_path = "/api/v1/clusters/default/workspaces/team-a/plugin_configs/t";
+    expect(&cp.call(Method::PUT, t_path, Some(template)).await, 201);
+    let cross = cp
+        .call(
+            Method::PUT,
+            "/api/v1/clusters/default/workspaces/team-b/routes/3",
+            Some(json!({"uri": "/z", "plugin_config_id": "t", "upstream": {"nodes": {"127.0.0.1:80": 1}}})),
+        )
+        .await;
+    assert_eq!(cross.status, 400);
+    assert_eq!(
+        cross.body["error_msg"],
+        "failed to fetch plugin config info by plugin config id [t], response code: 404"
+    );
 
     // A workspace token sees and changes only its workspace, through both APIs.
     let t = cp
