@@ -492,33 +492,36 @@ def report(results_path, meta_path):
                     out.append(f"| churn ÷ nginx steady (informative) | {c} | {po['rps'] / ng['rps']:.2f} | — |")
     if meta.get("loads"):
         out.append("")
-        out.append("**Loading routes through the Admin API** (PUT one route at a time; "
-                   "then several keep-alive connections in parallel):")
+        out.append("**Loading routes through the Admin API** (the first PUTs one at a time, then "
+                   "several keep-alive connections in parallel; `up`: with the gateway running, "
+                   "`cp`: the control plane alone, used when `up` took longer than the limit):")
         out.append("")
-        out.append("| routes | one at a time | parallel | total | until the last one routes |")
-        out.append("|---|---|---|---|---|")
+        out.append("| routes | via | one at a time | parallel | total | until the last one routes |")
+        out.append("|---|---|---|---|---|---|")
         for ld in meta["loads"]:
             s = ld.get("sequential")
             p = ld.get("parallel")
+            routable = ld.get("routable_after")
+            if ld.get("incomplete"):
+                routable_txt = f"stopped at the limit with {ld['from'] + ld['done']:,} routes"
+            elif ld.get("via") == "cp":
+                routable_txt = f"{routable} s after the last PUT (restart of portico up)"
+            else:
+                routable_txt = f"{routable} s after the last PUT"
             out.append(
-                f"| {ld['from']:,}→{ld['to']:,} | "
+                f"| {ld['from']:,}→{ld['from'] + ld.get('done', ld['to'] - ld['from']):,} | {ld.get('via', 'up')} | "
                 + (f"{s['routes']:,} in {s['seconds']} s ({s['per_second']}/s)" if s else "—")
                 + " | "
                 + (f"{p['routes']:,} in {p['seconds']} s ({p['per_second']}/s, "
                    f"{p['connections']} conns)" if p else "—")
-                + f" | {ld['seconds']} s | {ld.get('routable_after', '?')} s after the last PUT |"
+                + f" | {ld['seconds']} s | {routable_txt} |"
             )
         for ld in meta["loads"]:
-            if ld.get("incomplete"):
-                out.append("")
-                out.append(f"⚠️ Loading {ld['from']:,}→{ld['to']:,} hit the time limit: only "
-                           f"{ld['from'] + ld['done']:,} routes were in Portico; the scenario was "
-                           "skipped.")
             if ld.get("progress"):
                 out.append("")
-                out.append(f"Load progress {ld['from']:,}→{ld['to']:,} (routes in the table: "
-                           "seconds since the load began): "
-                           + ", ".join(f"{n // 1000}k: {s:.0f}" for n, s in ld["progress"]))
+                out.append(f"Load progress via {ld.get('via', 'up')} from {ld['from']:,} "
+                           "(routes in the table: seconds since this load began): "
+                           + ", ".join(f"{n / 1000:g}k: {s:.0f}" for n, s in ld["progress"]))
     if meta.get("nginx_start"):
         out.append("")
         out.append("nginx start (parse + start) with the generated table: "

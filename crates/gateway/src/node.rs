@@ -72,6 +72,7 @@ pub async fn follow(
         revision: 0,
         prefix,
         frozen: false,
+        last_compile: Duration::ZERO,
     };
     let mut synced = match store.range(&node.prefix).await {
         Ok(range) => {
@@ -155,7 +156,12 @@ struct Node {
     prefix: String,
     /// Set when the cluster was deleted: the node stops following and keeps its snapshot.
     frozen: bool,
+    /// How long the last compile took (bounded by [`MAX_GATHER`]).
+    last_compile: Duration,
 }
+
+/// The longest a change waits for others to be applied with it.
+const MAX_GATHER: Duration = Duration::from_millis(500);
 
 impl Node {
     /// Serves the last-known-good copy, if there is one (it is not written back).
@@ -179,7 +185,9 @@ impl Node {
         while let Some(first) = watch.next().await {
             delivered = true;
             let mut effect = self.absorb(first);
-            let window_end = Instant::now() + debounce;
+            // A big config takes a while to compile: gather changes for at least as long as the
+            // last compile took, so a stream of writes costs at most half a core.
+            let window_end = Instant::now() + debounce.max(self.last_compile);
             let mut ended = false;
             loop {
                 match tokio::time::timeout_at(window_end, watch.next()).await {
@@ -258,10 +266,12 @@ impl Node {
         let previous = self.gateway.snapshot();
         let (plugins, keyring) = (self.plugins.clone(), self.keyring.clone());
         let (config, revision) = (self.config.clone(), self.revision);
+        let started = Instant::now();
         let compiled = tokio::task::spawn_blocking(move || {
             portico_snapshot::compile(&config, revision, Some(&previous), &plugins, &keyring)
         })
         .await;
+        self.last_compile = started.elapsed().min(MAX_GATHER);
         let snapshot: Arc<Snapshot> = match compiled {
             Ok(snapshot) => Arc::new(snapshot),
             Err(e) => {
