@@ -134,10 +134,12 @@ def main():
         put("/apisix/admin/upstreams/bench", {"nodes": {upstream: 1}})
         probes = [http.client.HTTPConnection(h, p) for h, p in nodes]
         samples = []
+        put_times = []
         for i in range(WRITES):
             path = f"/p{i}"
             t0 = time.perf_counter()
             put(f"/apisix/admin/routes/bench-{i}", {"uri": path, "upstream_id": "bench"})
+            put_times.append((time.perf_counter() - t0) * 1000)
             pending = set(range(len(probes)))
             while pending:
                 for n in list(pending):
@@ -155,6 +157,8 @@ def main():
         print(f"| writes | nodes | p50 ms | p99 ms | max ms |")
         print(f"|---|---|---|---|---|")
         print(f"| {WRITES} | {len(nodes)} | {pct(0.5):.1f} | {pct(0.99):.1f} | {samples[-1]:.1f} |")
+        put_times.sort()
+        print(f"(the Admin API write itself: p50 {put_times[len(put_times)//2]:.1f} ms, p99 {put_times[min(len(put_times)-1, int(0.99*len(put_times)))]:.1f} ms)")
         print(f"command: python3 bench/propagation.py (WRITES={WRITES}), load average {os.getloadavg()[0]:.2f}")
     finally:
         for p in reversed(procs):

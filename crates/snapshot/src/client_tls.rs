@@ -9,9 +9,17 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::tls::{certs_from_pem, key_from_pem};
 
-/// Accepts any server certificate (signatures are still checked to be well-formed).
+/// Accepts any server certificate (handshake signatures are still checked). For upstreams, as
+/// nginx's `proxy_ssl_verify off`, and for health probes without `https_verify_certificate`.
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl AcceptAny {
+    /// A verifier checking signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<rustls::crypto::CryptoProvider>) -> AcceptAny {
+        AcceptAny(provider)
+    }
+}
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

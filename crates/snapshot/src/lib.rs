@@ -7,7 +7,7 @@
 //! router build.
 
 mod build;
-mod client_tls;
+pub mod client_tls;
 mod consumers;
 mod health;
 pub mod plugins;
