@@ -16,13 +16,17 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // PORTICO_WORKERS: number of tokio worker threads (default: one per core).
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("PORTICO_WORKERS")
+    // PORTICO_WORKERS: number of threads serving requests (default: one per core). With one,
+    // everything runs on a single-threaded scheduler: no cross-thread wake-ups per request.
+    let workers = std::env::var("PORTICO_WORKERS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-    {
+        .filter(|&n| n > 0);
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = workers.filter(|&n| n > 1) {
         builder.worker_threads(n);
     }
     let runtime = match builder.enable_all().build() {
