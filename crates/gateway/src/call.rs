@@ -26,6 +26,7 @@ use crate::error::{self, ProxyError};
 use crate::forward;
 use crate::pool::{Checkin, Conn, ConnectError, Keepalive, PoolKey, TlsTarget};
 use crate::proxy::Outgoing;
+use crate::trace::{self, TryAddr};
 use crate::Gateway;
 
 /// A node's share of one request, from its pick until the response is done however it ends
@@ -72,6 +73,7 @@ impl Gateway {
         if upstream.nodes.is_empty() {
             return Err(ProxyError::NoNode);
         }
+        trace::upstream(upstream.scheme, &out.path_and_query);
         let retry_deadline = upstream.retry_timeout.map(|t| Instant::now() + t);
         let (watch, mut body) = if body.is_end_stream() {
             (BodyWatch::done(), None)
@@ -123,6 +125,8 @@ impl Gateway {
                     Some(addr) => addr,
                     None => {
                         tries.push(502);
+                        let name = format!("{}:{}", node.host, node.port);
+                        trace::failed(TryAddr::Name(name), 502, now);
                         report(Outcome::TcpFailure);
                         continue;
                     }
@@ -151,6 +155,11 @@ impl Gateway {
                     tracing::debug!("{e}");
                     let timed_out = matches!(e, ConnectError::Timeout(_));
                     tries.push(if timed_out { 504 } else { 502 });
+                    trace::failed(
+                        TryAddr::Socket(addr),
+                        *tries.last().unwrap_or(&502),
+                        try_started,
+                    );
                     report(if timed_out {
                         Outcome::Timeout
                     } else {
@@ -168,6 +177,7 @@ impl Gateway {
                 Ok((resp, checkin)) => {
                     let status = resp.status();
                     let rtt = try_started.elapsed();
+                    trace::answered(addr, status.as_u16(), try_started, host.as_deref());
                     upstream.balancer.on_response(idx, rtt, Instant::now());
                     report(Outcome::Status(status.as_u16()));
                     if !tries.is_empty() || status.is_server_error() {
@@ -178,6 +188,7 @@ impl Gateway {
                 Err(Failure::NotSent(req)) => {
                     body = Some(req.into_body());
                     tries.push(502);
+                    trace::failed(TryAddr::Socket(addr), 502, try_started);
                     report(Outcome::TcpFailure);
                 }
                 Err(Failure::Sent(reason)) => {
@@ -187,6 +198,7 @@ impl Gateway {
                         _ => {}
                     }
                     tries.push(502);
+                    trace::failed(TryAddr::Socket(addr), 502, try_started);
                     report(Outcome::TcpFailure);
                     tracing::debug!("upstream {addr}: {reason}");
                     if !replayable {
@@ -195,6 +207,7 @@ impl Gateway {
                 }
                 Err(Failure::TimedOut) => {
                     tries.push(504);
+                    trace::failed(TryAddr::Socket(addr), 504, try_started);
                     report(Outcome::Timeout);
                     if !replayable {
                         return Err(exhausted(tries));

@@ -4,6 +4,7 @@
 //! A request loads the current snapshot once and keeps it to the end, whatever swaps happen
 //! meanwhile; a new snapshot is compiled off the request path ([`node`]) and swapped in whole.
 
+pub mod access_log;
 pub mod body;
 mod call;
 pub mod error;
@@ -11,12 +12,15 @@ pub mod forward;
 mod guard;
 mod head;
 pub mod health;
+pub mod metrics;
 pub mod node;
+mod observe;
 pub mod pool;
 mod proxy;
 pub mod registration;
 pub mod server;
 pub mod status;
+mod trace;
 pub mod uri;
 pub mod vars;
 mod websocket;
@@ -27,6 +31,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use portico_snapshot::Snapshot;
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
 
 pub use proxy::ConnInfo;
 
@@ -66,16 +73,30 @@ pub struct Gateway {
     pool: pool::Pool,
     server_header: HeaderValue,
     limits: ClientLimits,
+    metrics: Metrics,
+    access_log: AccessLog,
 }
 
 impl Gateway {
-    /// A gateway serving `snapshot` (use [`Snapshot::empty`] before the first config load).
+    /// A gateway serving `snapshot` (use [`Snapshot::empty`] before the first config load),
+    /// without access log.
     pub fn new(snapshot: Snapshot, limits: ClientLimits) -> Arc<Gateway> {
+        Gateway::with_access_log(snapshot, limits, AccessLog::off())
+    }
+
+    /// A gateway that writes every request to `access_log`.
+    pub fn with_access_log(
+        snapshot: Snapshot,
+        limits: ClientLimits,
+        access_log: AccessLog,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             pool: pool::Pool::default(),
             server_header: HeaderValue::from_static(concat!("Portico/", env!("CARGO_PKG_VERSION"))),
             limits,
+            metrics: Metrics::new(),
+            access_log,
         })
     }
 
@@ -92,5 +113,15 @@ impl Gateway {
     /// The limits this gateway holds its clients to.
     pub fn limits(&self) -> &ClientLimits {
         &self.limits
+    }
+
+    /// The request counters (what the Prometheus plugin exports).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The access log requests are written to.
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access_log
     }
 }

@@ -87,7 +87,9 @@ impl Gateway {
                 remote_addr: remote.ip(),
                 vars: &vars,
             });
-            let entry: Arc<RouteEntry> = found.ok_or(ProxyError::NoRoute)?.route.clone();
+            let found = found.ok_or(ProxyError::NoRoute)?;
+            crate::trace::matched(&found);
+            let entry: Arc<RouteEntry> = found.route.clone();
             let key = match &entry.upstream {
                 RouteUpstream::Ready(up) => up.hash_key.as_ref().map(|k| {
                     k.resolve(|name| vars.var(name).map(|v| Cow::Owned(v.into_owned())))
@@ -302,6 +304,7 @@ fn check_client_cert(
 /// Runs the plugins' `header_filter` and `log` phases on the response about to be sent.
 fn finish(entry: &RouteEntry, ctx: &mut Ctx, resp: Response<GatewayBody>) -> Response<GatewayBody> {
     let (mut head, body) = resp.into_parts();
+    crate::trace::consumer(ctx.consumer.as_ref());
     entry
         .plugins
         .header_filter_phase(ctx, &mut head.status, &mut head.headers);

@@ -21,6 +21,7 @@ use crate::body::GatewayBody;
 use crate::error::{self, ProxyError};
 use crate::guard::{ClientIo, Verdicts};
 use crate::head::HeadLimits;
+use crate::observe;
 use crate::proxy::ConnInfo;
 use crate::Gateway;
 
@@ -52,6 +53,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let (gateway, builder, graceful) = (gateway.clone(), builder.clone(), graceful.clone());
                 tokio::spawn(async move {
+                    let _open = OpenConnection::new(gateway.clone());
                     if tls {
                         serve_tls(gateway, &builder, &graceful, stream, remote, local_port).await;
                     } else {
@@ -69,6 +71,22 @@ pub async fn serve(
     } else {
         // Connections still being set up hold a reference; give them the drain time too.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client connection counted as open (`apisix_nginx_http_current_connections`) while it lives.
+struct OpenConnection(Arc<Gateway>);
+
+impl OpenConnection {
+    fn new(gateway: Arc<Gateway>) -> OpenConnection {
+        gateway.metrics.connection_opened();
+        OpenConnection(gateway)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -161,15 +179,7 @@ async fn serve_conn<I>(
         let (gateway, info) = (gateway.clone(), info.clone());
         let refused = verdicts.next_request();
         async move {
-            let mut resp = match refused {
-                Some(status) => refusal(status),
-                None => match check_request(&gateway, &req) {
-                    Ok(()) => gateway.handle(req, &info).await,
-                    Err(e) => e.to_response(),
-                },
-            };
-            resp.headers_mut()
-                .insert(header::SERVER, gateway.server_header.clone());
+            let resp = observe::serve(gateway, req, &info, refused).await;
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
@@ -177,6 +187,25 @@ async fn serve_conn<I>(
     if let Err(e) = graceful.watch(conn.into_owned()).await {
         tracing::debug!("client connection: {e}");
     }
+}
+
+/// The response to one request: a refusal, or the proxy's answer.
+pub(crate) async fn answer(
+    gateway: &Gateway,
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    refused: Option<StatusCode>,
+) -> Response<GatewayBody> {
+    let mut resp = match refused {
+        Some(status) => refusal(status),
+        None => match check_request(gateway, &req) {
+            Ok(()) => gateway.handle(req, info).await,
+            Err(e) => e.to_response(),
+        },
+    };
+    resp.headers_mut()
+        .insert(header::SERVER, gateway.server_header.clone());
+    resp
 }
 
 /// The answer to a head refused before parsing; the connection closes after it.

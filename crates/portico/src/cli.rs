@@ -69,6 +69,14 @@ pub struct CommonArgs {
     /// Seconds without heartbeat before a node is forgotten [default: 604800].
     #[arg(long, env = "PORTICO_NODE_REMOVE_AFTER")]
     pub node_remove_after: Option<u64>,
+    /// Access log of the proxy: a file path, `stdout`, or `off` [default: <data>/access.log].
+    /// The file is reopened on SIGUSR1 and when log rotation moves it.
+    #[arg(long, env = "PORTICO_ACCESS_LOG")]
+    pub access_log: Option<String>,
+    /// Access log format: `default` (APISIX's nginx format) or `json` (one object per line)
+    /// [default: default].
+    #[arg(long, env = "PORTICO_ACCESS_LOG_FORMAT")]
+    pub access_log_format: Option<String>,
     /// Developer portal listener [default: 0.0.0.0:9380].
     #[arg(long, env = "PORTICO_PORTAL_ADDR")]
     pub portal_addr: Option<String>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use portico_control::manage::{register_control_plane, NodeThresholds, SystemStoreInfo};
 use portico_control::{AdminKey, ManageApi, Role};
+use portico_gateway::access_log::{AccessLog, AccessLogConfig, Destination};
 use portico_gateway::node::NodeSettings;
 use portico_gateway::registration::{self, Drain, RegistrationSettings};
 use portico_gateway::status::Readiness;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::cli::Command;
 use crate::secrets;
-use crate::settings::Settings;
+use crate::settings::{AccessLogTarget, Settings};
 
 pub async fn run(command: Command) -> Result<(), String> {
     let (settings, role) = match command {
@@ -47,6 +48,8 @@ pub async fn run(command: Command) -> Result<(), String> {
     let mut tasks = Vec::new();
     // Tasks that run until the process ends; aborted at shutdown.
     let mut background = Vec::new();
+    // Flushed once the listeners have drained.
+    let mut proxy_log = None;
 
     if role != Mode::Dp {
         let (api, key_line) =
@@ -72,7 +75,21 @@ pub async fn run(command: Command) -> Result<(), String> {
         )));
     }
     if role != Mode::Cp {
-        let gateway = Gateway::new(Snapshot::empty(), ClientLimits::default());
+        let access_log = access_log(&settings)?;
+        if let Some(signals) = access_log.reopen_on_sigusr1() {
+            background.push(signals);
+        }
+        out.line(&format!(
+            "access log: {}",
+            match &settings.access_log {
+                AccessLogTarget::Off => "off".to_string(),
+                AccessLogTarget::Stdout => "stdout".to_string(),
+                AccessLogTarget::File(path) => path.display().to_string(),
+            }
+        ));
+        proxy_log = Some(access_log.clone());
+        let gateway =
+            Gateway::with_access_log(Snapshot::empty(), ClientLimits::default(), access_log);
         let (applied_tx, applied_rx) = watch::channel(0);
         let node = NodeSettings {
             cluster_prefix: settings.cluster_prefix.clone(),
@@ -143,6 +160,9 @@ pub async fn run(command: Command) -> Result<(), String> {
     }
     for task in tasks {
         let _ = task.await;
+    }
+    if let Some(log) = proxy_log {
+        let _ = tokio::time::timeout(Duration::from_secs(5), log.flush()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -233,6 +253,22 @@ fn admin_api(
     };
     let api = ManageApi::new(store, info, plugins, keyring, keys, thresholds);
     Ok((Arc::new(api), key_line))
+}
+
+/// The proxy's access log as the settings say.
+fn access_log(settings: &Settings) -> Result<AccessLog, String> {
+    let destination = match &settings.access_log {
+        AccessLogTarget::Off => Destination::Off,
+        AccessLogTarget::Stdout => Destination::Stdout,
+        AccessLogTarget::File(path) => Destination::File(path.clone()),
+    };
+    let config = AccessLogConfig::new(destination, settings.access_log_format);
+    AccessLog::start(config).map_err(|e| match &settings.access_log {
+        AccessLogTarget::File(path) => {
+            format!("cannot open the access log {}: {e}", path.display())
+        }
+        _ => format!("cannot start the access log: {e}"),
+    })
 }
 
 /// The keyring from the settings, else the one generated into the data folder.

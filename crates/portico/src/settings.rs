@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use portico_gateway::access_log::Format;
 use serde::Deserialize;
 
 use crate::cli::{CommonArgs, CpArgs};
@@ -40,6 +41,8 @@ struct FileConfig {
     node_remove_after: Option<u64>,
     keyring: Option<Vec<String>>,
     cluster_prefix: Option<String>,
+    access_log: Option<String>,
+    access_log_format: Option<String>,
     etcd: Option<EtcdFileConfig>,
 }
 
@@ -73,7 +76,18 @@ pub struct Settings {
     pub keyring: Vec<String>,
     /// The key prefix of the cluster served (`/portico/clusters/default`).
     pub cluster_prefix: String,
+    /// Where the proxy's access log goes.
+    pub access_log: AccessLogTarget,
+    pub access_log_format: Format,
     pub etcd: EtcdSettings,
+}
+
+/// `access_log`: a file, standard output, or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    File(PathBuf),
 }
 
 /// How to reach etcd; `endpoints` empty means "use the embedded store".
@@ -106,12 +120,38 @@ impl Settings {
                 .unwrap_or_else(|| default.to_string())
         };
         let etcd_file = file.etcd.unwrap_or_default();
+        let data = args
+            .data
+            .clone()
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("./portico-data"));
+        let access_log = match args.access_log.clone().or(file.access_log).as_deref() {
+            None => AccessLogTarget::File(data.join("access.log")),
+            Some("off") => AccessLogTarget::Off,
+            Some("stdout") => AccessLogTarget::Stdout,
+            Some("") => {
+                return Err(SettingsError::Invalid(
+                    "the access log must be a path, `stdout` or `off`".into(),
+                ))
+            }
+            Some(path) => AccessLogTarget::File(PathBuf::from(path)),
+        };
+        let access_log_format = match args
+            .access_log_format
+            .clone()
+            .or(file.access_log_format)
+            .as_deref()
+        {
+            None | Some("default") => Format::Default,
+            Some("json") => Format::Json,
+            Some(other) => {
+                return Err(SettingsError::Invalid(format!(
+                    "the access log format must be `default` or `json`, got {other:?}"
+                )))
+            }
+        };
         let settings = Settings {
-            data: args
-                .data
-                .clone()
-                .or(file.data)
-                .unwrap_or_else(|| PathBuf::from("./portico-data")),
+            data,
             admin_key: args.admin_key.clone().or(file.admin_key),
             viewer_key: args.viewer_key.clone().or(file.viewer_key),
             admin_addr: pick(&args.admin_addr, &file.admin_addr, "127.0.0.1:9180"),
@@ -142,6 +182,8 @@ impl Settings {
                 .unwrap_or_else(|| "/portico/clusters/default".to_string())
                 .trim_end_matches('/')
                 .to_string(),
+            access_log,
+            access_log_format,
             etcd: EtcdSettings {
                 endpoints: if store.etcd_endpoints.is_empty() {
                     etcd_file.endpoints.unwrap_or_default()
@@ -243,6 +285,38 @@ mod tests {
         assert_eq!(s.proxy_addr, "127.0.0.1:2222");
         assert_eq!(s.metrics_addr, "127.0.0.1:9091");
         assert_eq!(s.data, PathBuf::from("./portico-data"));
+    }
+
+    #[test]
+    fn the_access_log_defaults_to_the_data_folder() {
+        let args = CommonArgs {
+            data: Some("/tmp/pd".into()),
+            ..Default::default()
+        };
+        let s = Settings::for_up(&args).unwrap();
+        assert_eq!(
+            s.access_log,
+            AccessLogTarget::File(PathBuf::from("/tmp/pd/access.log"))
+        );
+        assert_eq!(s.access_log_format, Format::Default);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("portico.yaml");
+        std::fs::write(&file, "access_log: stdout\naccess_log_format: json\n").unwrap();
+        let args = CommonArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = Settings::for_up(&args).unwrap();
+        assert_eq!(s.access_log, AccessLogTarget::Stdout);
+        assert_eq!(s.access_log_format, Format::Json);
+        let args = CommonArgs {
+            config: Some(file),
+            access_log: Some("off".into()),
+            access_log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        let err = Settings::for_up(&args).unwrap_err().to_string();
+        assert!(err.contains("`default` or `json`"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use portico_control::{AdminApi, AdminKey, Role, Scope};
 use portico_model::keyring::Keyring;
 use portico_store::embedded::EmbeddedStore;
-use portico_store::{SharedStore, Store};
+use portico_store::SharedStore;
 use serde_json::Value;
 
 pub const KEY: &str = "admin-key-for-tests";

@@ -196,7 +196,6 @@ fn insecure_config() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod net;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use portico_gateway::access_log::AccessLog;
 use portico_gateway::{ClientLimits, Gateway};
 use portico_model::Keyring;
 use portico_snapshot::{Config, Item, Snapshot};
@@ -57,7 +59,17 @@ impl Harness {
         limits: ClientLimits,
         objects: Vec<(K, Value)>,
     ) -> Harness {
-        let gateway = Gateway::new(Snapshot::empty(), limits);
+        Harness::serve(Gateway::new(Snapshot::empty(), limits), objects).await
+    }
+
+    /// The same with default limits and an access log.
+    pub async fn start_logged<K: AsRef<str>>(log: AccessLog, objects: Vec<(K, Value)>) -> Harness {
+        let gateway = Gateway::with_access_log(Snapshot::empty(), ClientLimits::default(), log);
+        Harness::serve(gateway, objects).await
+    }
+
+    /// Serves `objects` with `gateway` on new listeners.
+    pub async fn serve<K: AsRef<str>>(gateway: Arc<Gateway>, objects: Vec<(K, Value)>) -> Harness {
         let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let tls = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let (addr, tls_addr) = (

@@ -191,7 +191,6 @@ pub fn der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-
 /// A self-signed ECDSA certificate for `name`, PEM encoded.
 pub struct Cert {
     pub cert: String,

@@ -1,0 +1,292 @@
+//! One request observed from its head to the end of its response body, for the request
+//! counters ([`crate::metrics`]) and the access log ([`crate::access_log`]).
+//!
+//! When the head arrives, [`serve`] notes the time and, when the access log is on, takes the
+//! few request headers the log prints (reference-counted, not copied). The proxy notes the
+//! route and the upstream tries in the request's [`Trace`]. The response body is wrapped in an
+//! [`ObservedBody`] that counts the bytes it hands on; when it ends — completely, in an error,
+//! or dropped because the client went away — the request is counted and its record sent to the
+//! log writer. A request abandoned before its response head (the client closed) is counted and
+//! logged with nginx's 499.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::access_log::AccessRecord;
+use crate::body::{BodyError, GatewayBody};
+use crate::metrics::Observation;
+use crate::proxy::ConnInfo;
+use crate::trace::{self, Trace};
+use crate::{forward, Gateway};
+
+/// Answers one request ([`crate::server::answer`]) and returns the response with its body
+/// observed.
+pub(crate) async fn serve(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    refused: Option<StatusCode>,
+) -> Response<ObservedBody> {
+    let pending = Pending::begin(&gateway, &req, info, refused.is_some());
+    let (resp, pending, trace) = {
+        let answer = crate::server::answer(&gateway, req, info, refused);
+        let handling = pin!(trace::scope(gateway.access_log.is_on(), answer));
+        let mut guard = Abandoned {
+            handling,
+            pending: Some(pending),
+            gateway: &gateway,
+        };
+        let resp = guard.handling.as_mut().await;
+        let trace = guard.handling.as_mut().take_value();
+        (resp, guard.pending.take(), trace.map(RefCell::into_inner))
+    };
+    match pending {
+        Some(pending) => pending.respond(gateway, resp, trace),
+        None => resp.map(|inner| ObservedBody { inner, ended: None }),
+    }
+}
+
+/// Counts and logs a request whose handling was dropped before it had a response.
+struct Abandoned<'a, F: Future> {
+    handling: Pin<&'a mut TaskLocalFuture<RefCell<Trace>, F>>,
+    pending: Option<Pending>,
+    gateway: &'a Gateway,
+}
+
+impl<F: Future> Drop for Abandoned<'_, F> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            let trace = self.handling.as_mut().take_value().map(RefCell::into_inner);
+            pending.finish(self.gateway, trace, 499, 0, 0);
+        }
+    }
+}
+
+/// What is known of a request before it is answered.
+pub(crate) struct Pending {
+    start: Instant,
+    /// Request line and header bytes, plus the declared body length (`request_length`).
+    ingress: u64,
+    /// What the access log prints; `None` when the log is off.
+    facts: Option<Facts>,
+}
+
+struct Facts {
+    remote_addr: IpAddr,
+    request: Option<(Method, Uri, Version)>,
+    http_host: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    http_referer: Option<HeaderValue>,
+    http_user_agent: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+}
+
+impl Pending {
+    fn begin<B>(gateway: &Gateway, req: &Request<B>, info: &ConnInfo, refused: bool) -> Self {
+        let start = Instant::now();
+        gateway.metrics.request_begun();
+        let target = req.uri().path_and_query().map_or(1, |pq| pq.as_str().len());
+        let mut ingress = (req.method().as_str().len() + target + 12) as u64;
+        // A refused head's request is a stand-in: log the client and the status only.
+        let mut facts = gateway.access_log.is_on().then(|| Facts {
+            remote_addr: match refused {
+                true => info.remote.ip(),
+                false => forward::client_ip(info.remote.ip(), req.headers()),
+            },
+            request: (!refused).then(|| (req.method().clone(), req.uri().clone(), req.version())),
+            http_host: None,
+            authorization: None,
+            http_referer: None,
+            http_user_agent: None,
+            request_id: None,
+        });
+        for (name, value) in req.headers() {
+            ingress += (name.as_str().len() + value.len() + 4) as u64;
+            if *name == header::CONTENT_LENGTH {
+                let declared = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+                ingress += declared.unwrap_or(0);
+            }
+            let Some(f) = facts.as_mut().filter(|_| !refused) else {
+                continue;
+            };
+            let slot = match *name {
+                header::HOST => &mut f.http_host,
+                header::AUTHORIZATION => &mut f.authorization,
+                header::REFERER => &mut f.http_referer,
+                header::USER_AGENT => &mut f.http_user_agent,
+                _ if name.as_str() == "x-request-id" => &mut f.request_id,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| value.clone());
+        }
+        if let Some(f) = facts.as_mut().filter(|f| f.http_host.is_none() && !refused) {
+            // HTTP/2 carries the host as `:authority`.
+            f.http_host = req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        }
+        Pending {
+            start,
+            ingress,
+            facts,
+        }
+    }
+
+    fn respond(
+        self,
+        gateway: Arc<Gateway>,
+        resp: Response<GatewayBody>,
+        trace: Option<Trace>,
+    ) -> Response<ObservedBody> {
+        let (parts, inner) = resp.into_parts();
+        // The status line and headers as HTTP/1.1 sends them (`bytes_sent` counts them).
+        let head: usize = parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        let ended = Ended {
+            gateway,
+            pending: self,
+            trace,
+            status: parts.status.as_u16(),
+            head_bytes: head as u64 + 19,
+            sent: 0,
+        };
+        Response::from_parts(
+            parts,
+            ObservedBody {
+                inner,
+                ended: Some(ended),
+            },
+        )
+    }
+
+    /// Counts the request and sends its record.
+    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, head: u64, sent: u64) {
+        let end = Instant::now();
+        let mut trace = trace.unwrap_or_default();
+        let upstream = trace.close_tries(end);
+        let total = end.saturating_duration_since(self.start);
+        let (matched_uri, matched_host) = trace.matched();
+        let route = trace.route.as_deref();
+        gateway.metrics.observe(&Observation {
+            workspace: route.map_or("", |r| r.workspace.as_str()),
+            route: route.map_or("", |r| r.id.as_str()),
+            matched_uri,
+            matched_host,
+            consumer: trace
+                .consumer
+                .as_deref()
+                .map_or("", |c| c.username.as_str()),
+            node: trace.node().map(|a| a.ip()),
+            status,
+            total,
+            upstream,
+            ingress: self.ingress,
+            egress: head + sent,
+        });
+        let Some(f) = self.facts else { return };
+        gateway.access_log.send(AccessRecord {
+            remote_addr: f.remote_addr,
+            authorization: f.authorization,
+            time: SystemTime::now(),
+            http_host: f.http_host,
+            request: f.request,
+            status,
+            body_bytes_sent: sent,
+            request_time: total,
+            http_referer: f.http_referer,
+            http_user_agent: f.http_user_agent,
+            tries: std::mem::take(&mut trace.tries),
+            upstream_scheme: trace.upstream_scheme.unwrap_or("http"),
+            upstream_host: trace.upstream_host.take(),
+            upstream_uri: trace.upstream_uri.take(),
+            request_id: f.request_id,
+        });
+    }
+}
+
+/// A response body that counts what it hands on and reports the request when it ends.
+pub(crate) struct ObservedBody {
+    inner: GatewayBody,
+    ended: Option<Ended>,
+}
+
+/// What the end of the body needs.
+struct Ended {
+    gateway: Arc<Gateway>,
+    pending: Pending,
+    trace: Option<Trace>,
+    status: u16,
+    head_bytes: u64,
+    sent: u64,
+}
+
+impl ObservedBody {
+    fn end(&mut self) {
+        if let Some(e) = self.ended.take() {
+            let Ended {
+                gateway,
+                pending,
+                trace,
+                status,
+                head_bytes,
+                sent,
+            } = e;
+            pending.finish(&gateway, trace, status, head_bytes, sent);
+        }
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl Body for ObservedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(e)) = (frame.data_ref(), this.ended.as_mut()) {
+                    e.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(_) => this.end(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;
