@@ -51,6 +51,12 @@ def wait_http(port, path="/", timeout=20):
 class Upstream(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+        # proxy's delayed ACK (40 ms), which would be measured as propagation time.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Length", "2")
