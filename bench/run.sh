@@ -130,6 +130,10 @@ cleanup() {
   for f in "${NGINX_PIDFILES[@]}"; do stop_nginx "$f"; done
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
   [[ -n $WATCHDOG_PID ]] && kill "$WATCHDOG_PID" 2>/dev/null && wait "$WATCHDOG_PID" 2>/dev/null
+  if ((rc != 0)) && [[ -s ${RESULTS:-} ]]; then # keep the runs measured so far
+    mkdir -p "$OUT_DIR" && cp "$RESULTS" "$OUT_DIR/$(date +%Y-%m-%d-%H%M)-incomplete.jsonl" \
+      && log "runs so far kept in $OUT_DIR/$(date +%Y-%m-%d-%H%M)-incomplete.jsonl"
+  fi
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
   exit $rc
 }
