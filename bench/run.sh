@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Portico vs nginx, measured in one run on the same machine. See docs/benchmarks.md.
 #
-#   bench/run.sh            full mode: 10 s runs after a 3 s warm-up, 3 rounds (about 15 minutes)
-#   bench/run.sh --quick    quick mode: 3 s runs after a 1 s warm-up, 2 rounds (about 5 minutes)
+#   bench/run.sh            full mode: 10 s runs after a 3 s warm-up, 3 rounds (15–25 minutes)
+#   bench/run.sh --quick    quick mode: 3 s runs after a 1 s warm-up, 2 rounds (5–10 minutes)
 #
 # Settings (environment):
 #   PORTICO_BIN          portico binary (default: target/release/portico of this checkout)
