@@ -14,6 +14,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::Notify;
 
+use crate::filtered::FilteredBody;
 use crate::pool::Checkin;
 
 /// Errors of a streamed body.
@@ -31,6 +32,8 @@ pub enum GatewayBody {
     Request(RequestBody),
     /// An upstream's response body on its way to the client.
     Upstream(UpstreamBody),
+    /// A response body passing the plugins' `body_filter`, then their `log`.
+    Filtered(Box<FilteredBody>),
 }
 
 impl GatewayBody {
@@ -235,6 +238,7 @@ impl Body for GatewayBody {
                 .map(|f| f.map(|r| r.map_err(Into::into))),
             GatewayBody::Request(b) => poll_request(b, cx),
             GatewayBody::Upstream(b) => poll_upstream(b, cx),
+            GatewayBody::Filtered(b) => b.poll(cx),
         }
     }
 
@@ -245,6 +249,7 @@ impl Body for GatewayBody {
             GatewayBody::Stream(inner) => inner.is_end_stream(),
             GatewayBody::Request(b) => b.inner.is_end_stream(),
             GatewayBody::Upstream(b) => b.inner.is_end_stream(),
+            GatewayBody::Filtered(b) => b.is_end_stream(),
         }
     }
 
@@ -257,6 +262,7 @@ impl Body for GatewayBody {
             GatewayBody::Stream(inner) => inner.size_hint(),
             GatewayBody::Request(b) => b.inner.size_hint(),
             GatewayBody::Upstream(b) => b.inner.size_hint(),
+            GatewayBody::Filtered(b) => b.size_hint(),
         }
     }
 }

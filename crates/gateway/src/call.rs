@@ -25,7 +25,7 @@ use crate::body::{BodyState, BodyWatch, GatewayBody, RequestBody, UpstreamBody};
 use crate::error::{self, ProxyError};
 use crate::forward;
 use crate::pool::{Checkin, Conn, ConnectError, Keepalive, PoolKey, TlsTarget};
-use crate::proxy::Outgoing;
+use crate::proxy::{ClientBody, Outgoing};
 use crate::trace::{self, TryAddr};
 use crate::Gateway;
 
@@ -66,21 +66,24 @@ impl Gateway {
         &self,
         upstream: &Arc<Upstream>,
         out: Outgoing,
-        body: Incoming,
+        body: ClientBody,
         hash_key: Option<&str>,
         timeouts: Timeouts,
-    ) -> Result<(Response<GatewayBody>, Option<InFlight>), ProxyError> {
+    ) -> Result<(Response<GatewayBody>, Option<InFlight>, SocketAddr), ProxyError> {
         if upstream.nodes.is_empty() {
             return Err(ProxyError::NoNode);
         }
         trace::upstream(upstream.scheme, &out.path_and_query);
         let retry_deadline = upstream.retry_timeout.map(|t| Instant::now() + t);
-        let (watch, mut body) = if body.is_end_stream() {
-            (BodyWatch::done(), None)
-        } else {
-            let watch = BodyWatch::new();
-            let limited = RequestBody::new(body, self.limits().max_body_bytes, watch.clone());
-            (watch, Some(GatewayBody::Request(limited)))
+        let (watch, mut body, buffered) = match body {
+            ClientBody::Stream(body) if body.is_end_stream() => (BodyWatch::done(), None, None),
+            ClientBody::Stream(body) => {
+                let watch = BodyWatch::new();
+                let limited = RequestBody::new(body, self.limits().max_body_bytes, watch.clone());
+                (watch, Some(GatewayBody::Request(limited)), None)
+            }
+            // Read whole by the plugins: every try sends it again.
+            ClientBody::Buffered(bytes) => (BodyWatch::done(), None, Some(bytes)),
         };
         let replayable = body.is_none() && out.method.is_idempotent();
         let mut tried = Tried::new();
@@ -168,7 +171,11 @@ impl Gateway {
                     continue;
                 }
             };
-            let req_body = body.take().unwrap_or(GatewayBody::Empty);
+            let req_body = match &buffered {
+                Some(bytes) if !bytes.is_empty() => GatewayBody::full(bytes.clone()),
+                Some(_) => GatewayBody::Empty,
+                None => body.take().unwrap_or(GatewayBody::Empty),
+            };
             let req = out.build(host.as_deref(), &key, upstream.is_grpc(), req_body)?;
             match self
                 .attempt(conn, req, &key, keepalive, &watch, timeouts)
@@ -183,10 +190,13 @@ impl Gateway {
                     if !tries.is_empty() || status.is_server_error() {
                         tries.push(status.as_u16());
                     }
-                    return Ok(respond(resp, checkin, in_flight, &tries, timeouts));
+                    let (resp, in_flight) = respond(resp, checkin, in_flight, &tries, timeouts);
+                    return Ok((resp, in_flight, addr));
                 }
                 Err(Failure::NotSent(req)) => {
-                    body = Some(req.into_body());
+                    if buffered.is_none() {
+                        body = Some(req.into_body());
+                    }
                     tries.push(502);
                     trace::failed(TryAddr::Socket(addr), 502, try_started);
                     report(Outcome::TcpFailure);

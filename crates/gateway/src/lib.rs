@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod body;
 mod call;
 pub mod error;
+mod filtered;
 pub mod forward;
 mod guard;
 mod head;

@@ -12,8 +12,12 @@ use portico_expr::Vars as _;
 use portico_snapshot::runtime::{Ctx, Flow};
 use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot};
 
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+
 use crate::body::GatewayBody;
 use crate::error::ProxyError;
+use crate::filtered::FilteredBody;
 use crate::forward::{self, Client};
 use crate::pool::PoolKey;
 use crate::vars::RequestVars;
@@ -100,31 +104,60 @@ impl Gateway {
             (entry, key)
         };
         // The route's plugins (template and global rules) run before the upstream is chosen.
-        let mut plugins = None;
-        if !entry.plugins.is_empty() {
-            let mut ctx = Ctx::new(
-                parts.method.clone(),
-                parts.uri.clone(),
-                std::mem::take(&mut parts.headers),
-                remote,
-            );
-            ctx.path = path.to_string();
-            ctx.host.clone_from(&host);
-            ctx.server_port = conn.local_port;
-            ctx.scheme = conn.scheme;
-            ctx.version = parts.version;
-            match entry.plugins.access_phase(&mut ctx).await {
-                Flow::Respond(reply) => {
-                    let resp = reply.into_response(GatewayBody::full);
-                    return Ok(finish(&entry, &mut ctx, resp));
+        if entry.plugins.is_empty() {
+            return self
+                .proxy_upstream(
+                    &entry,
+                    parts,
+                    ClientBody::Stream(body),
+                    host_header,
+                    hash_key,
+                    remote,
+                    conn,
+                    None,
+                )
+                .await;
+        }
+        let mut ctx = Ctx::new(
+            parts.method.clone(),
+            parts.uri.clone(),
+            std::mem::take(&mut parts.headers),
+            remote,
+        );
+        ctx.path = path.to_string();
+        ctx.host.clone_from(&host);
+        ctx.server_port = conn.local_port;
+        ctx.scheme = conn.scheme;
+        ctx.version = parts.version;
+        ctx.log.request_length = request_length(&ctx);
+        let mut body = ClientBody::Stream(body);
+        if entry.plugins.wants_request_body() {
+            match self.read_body(body).await {
+                Ok(bytes) => {
+                    ctx.request_body = Some(bytes.clone());
+                    body = ClientBody::Buffered(bytes);
                 }
-                Flow::Continue => {
-                    parts.method = ctx.method.clone();
-                    parts.headers = std::mem::take(&mut ctx.headers);
+                Err(e) => {
+                    let resp = e.to_response();
+                    return Ok(finish(entry, ctx, resp));
                 }
             }
-            plugins = Some(ctx);
         }
+        match entry.plugins.access_phase(&mut ctx).await {
+            Flow::Continue => {}
+            Flow::Respond(reply) => {
+                let resp = reply.into_response(GatewayBody::full);
+                return Ok(finish(entry, ctx, resp));
+            }
+            Flow::Wait(_) => unreachable!("access_phase settles every wait"),
+        }
+        parts.method = ctx.method.clone();
+        parts.headers = std::mem::take(&mut ctx.headers);
+        if let Some(bytes) = ctx.request_body.take() {
+            set_body_length(&mut parts.headers, bytes.len());
+            body = ClientBody::Buffered(bytes);
+        }
+        let started = std::time::Instant::now();
         let result = self
             .proxy_upstream(
                 &entry,
@@ -132,20 +165,41 @@ impl Gateway {
                 body,
                 host_header,
                 hash_key,
-                remote,
+                ctx.remote,
                 conn,
-                plugins.as_ref(),
+                Some(&mut ctx),
             )
             .await;
-        match plugins {
-            None => result,
-            Some(mut ctx) => {
-                let resp = result.unwrap_or_else(|e| {
-                    tracing::debug!("{e}");
-                    e.to_response()
-                });
-                Ok(finish(&entry, &mut ctx, resp))
-            }
+        let resp = result.unwrap_or_else(|e| {
+            tracing::debug!("{e}");
+            e.to_response()
+        });
+        if ctx.log.upstream_addr.is_some() {
+            ctx.log.upstream_status = Some(resp.status().as_u16());
+            ctx.log.upstream_latency = Some(started.elapsed());
+        }
+        Ok(finish(entry, ctx, resp))
+    }
+
+    /// Reads a request body whole for the plugins that need it, within the body limit (or
+    /// [`PLUGIN_BODY_LIMIT`] when the node sets none): past it 413.
+    async fn read_body(&self, body: ClientBody) -> Result<Bytes, ProxyError> {
+        let ClientBody::Stream(body) = body else {
+            return Err(ProxyError::Internal("request body read twice".into()));
+        };
+        let limit = self.limits().max_body_bytes.unwrap_or(PLUGIN_BODY_LIMIT);
+        let limited =
+            http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        match limited.collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::Client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {limit} bytes"),
+            )),
+            Err(e) => Err(ProxyError::Client(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body failed: {e}"),
+            )),
         }
     }
 
@@ -155,12 +209,12 @@ impl Gateway {
         &self,
         entry: &RouteEntry,
         mut parts: http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         host_header: Option<String>,
         hash_key: Option<String>,
         remote: SocketAddr,
         conn: &ConnInfo,
-        plugins: Option<&Ctx>,
+        mut plugins: Option<&mut Ctx>,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let upstream = match &entry.upstream {
             RouteUpstream::Ready(up) => up.clone(),
@@ -188,7 +242,7 @@ impl Gateway {
         }
         // The client's request target as sent (not normalised, query string included), unless
         // a plugin rewrote it.
-        let path_and_query = match plugins {
+        let path_and_query = match plugins.as_deref() {
             Some(ctx) => ctx.upstream_uri.clone().unwrap_or_else(|| {
                 ctx.uri
                     .path_and_query()
@@ -204,11 +258,14 @@ impl Gateway {
             path_and_query,
             headers,
             client_host: host_header,
-            host_override: plugins.and_then(|ctx| ctx.upstream_host.clone()),
+            host_override: plugins.as_deref().and_then(|ctx| ctx.upstream_host.clone()),
         };
-        let (mut resp, in_flight) = self
+        let (mut resp, in_flight, addr) = self
             .forward(&upstream, outgoing, body, hash_key.as_deref(), timeouts)
             .await?;
+        if let Some(ctx) = plugins.as_deref_mut() {
+            ctx.log.upstream_addr = Some(addr.to_string());
+        }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             match client_upgrade {
                 Some(client_upgrade) => {
@@ -301,15 +358,56 @@ fn check_client_cert(
     Ok(())
 }
 
-/// Runs the plugins' `header_filter` and `log` phases on the response about to be sent.
-fn finish(entry: &RouteEntry, ctx: &mut Ctx, resp: Response<GatewayBody>) -> Response<GatewayBody> {
+/// Largest request body read whole for plugins when the node sets no body limit.
+pub const PLUGIN_BODY_LIMIT: u64 = 32 * 1024 * 1024;
+
+/// A client's request body as the upstream gets it: streamed, or read whole by the plugins.
+pub(crate) enum ClientBody {
+    Stream(Incoming),
+    Buffered(Bytes),
+}
+
+/// Runs the plugins' `header_filter` phase on the response about to be sent, and hands the
+/// body to their `body_filter` and `log` phases.
+fn finish(
+    entry: Arc<RouteEntry>,
+    mut ctx: Ctx,
+    resp: Response<GatewayBody>,
+) -> Response<GatewayBody> {
     let (mut head, body) = resp.into_parts();
     crate::trace::consumer(ctx.consumer.as_ref());
+    let had_length = head.headers.contains_key(header::CONTENT_LENGTH);
     entry
         .plugins
-        .header_filter_phase(ctx, &mut head.status, &mut head.headers);
-    entry.plugins.log_phase(ctx);
-    Response::from_parts(head, body)
+        .header_filter_phase(&mut ctx, &mut head.status, &mut head.headers);
+    let keeps_length = had_length && head.headers.contains_key(header::CONTENT_LENGTH);
+    let body = FilteredBody::new(body, ctx, entry, keeps_length);
+    Response::from_parts(head, GatewayBody::Filtered(Box::new(body)))
+}
+
+/// `$request_length` as far as the head tells it: request line, headers, declared body.
+fn request_length(ctx: &Ctx) -> u64 {
+    let line = ctx.method.as_str().len() + ctx.real_request_uri().len() + 12;
+    let headers: usize = ctx
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    let body = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    (line + headers + 2) as u64 + body
+}
+
+/// Frames a body read whole: `Content-Length` of its size, no `Transfer-Encoding`.
+fn set_body_length(headers: &mut http::HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    if len > 0 || headers.contains_key(header::CONTENT_LENGTH) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
 }
 
 fn request_host(parts: &http::request::Parts) -> Option<&str> {

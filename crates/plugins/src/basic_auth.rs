@@ -245,6 +245,7 @@ mod tests {
                 )
             }
             Flow::Continue => (0, String::new()),
+            Flow::Wait(_) => unreachable!("this plugin never waits"),
         }
     }
 

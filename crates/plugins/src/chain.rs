@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use portico_expr::Expr;
 
 use crate::consumer::{Consumer, GroupLink};
@@ -89,6 +90,15 @@ impl Entry {
     }
 }
 
+/// Follows a phase's [`Flow::Wait`]s until it continues or answers.
+async fn settle(ctx: &mut Ctx, mut flow: Flow) -> Flow {
+    while let Flow::Wait(pending) = flow {
+        let resume = pending.await;
+        flow = resume(ctx);
+    }
+    flow
+}
+
 /// Cache key of a merged chain: the consumer and its group, at their revisions.
 type MergeKey = (String, i64, Option<(String, i64)>);
 
@@ -135,14 +145,16 @@ impl Chain {
     }
 
     /// Runs `rewrite` of every entry; with `consumer_pass`, only of the non-auth entries the
-    /// consumer merge added (APISIX's `rewrite_in_consumer`).
-    pub fn rewrite(&self, ctx: &mut Ctx, consumer_pass: bool) -> Flow {
+    /// consumer merge added (APISIX's `rewrite_in_consumer`). Never returns [`Flow::Wait`].
+    pub async fn rewrite(&self, ctx: &mut Ctx, consumer_pass: bool) -> Flow {
         for e in &self.entries {
             if consumer_pass && (!e.from_consumer || e.plugin.is_auth()) {
                 continue;
             }
             if e.runs(ctx) {
-                if let Flow::Respond(r) = e.plugin.rewrite(ctx) {
+                let flow = e.plugin.rewrite(ctx);
+                let flow = settle(ctx, flow).await;
+                if let Flow::Respond(r) = flow {
                     return e.answer(Flow::Respond(r));
                 }
             }
@@ -150,11 +162,13 @@ impl Chain {
         Flow::Continue
     }
 
-    /// Runs `access` of every entry until one answers.
-    pub fn access(&self, ctx: &mut Ctx) -> Flow {
+    /// Runs `access` of every entry until one answers. Never returns [`Flow::Wait`].
+    pub async fn access(&self, ctx: &mut Ctx) -> Flow {
         for e in &self.entries {
             if e.runs(ctx) {
-                if let Flow::Respond(r) = e.plugin.access(ctx) {
+                let flow = e.plugin.access(ctx);
+                let flow = settle(ctx, flow).await;
+                if let Flow::Respond(r) = flow {
                     return e.answer(Flow::Respond(r));
                 }
             }
@@ -169,6 +183,20 @@ impl Chain {
                 e.plugin.header_filter(ctx);
             }
         }
+    }
+
+    /// Runs `body_filter` of every entry on one chunk of the response body.
+    pub fn body_filter(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
+        for e in &self.entries {
+            if e.runs(ctx) {
+                e.plugin.body_filter(ctx, chunk, eof);
+            }
+        }
+    }
+
+    /// Whether a plugin of the chain reads the request body.
+    pub fn wants_request_body(&self) -> bool {
+        self.entries.iter().any(|e| e.plugin.wants_request_body())
     }
 
     /// Runs `log` of every entry whose filter passed.

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::chain::{Chain, Entry};
 use crate::reply::error_response_body;
-use crate::runtime::{BuildEnv, PluginState};
+use crate::runtime::{BuildEnv, PluginState, UpstreamBuilder};
 
 /// One stored plugin configuration and the object it belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,8 @@ pub struct Compiler<'a> {
     pub state: &'a PluginState,
     /// Plugin metadata by plugin name.
     pub metadata: &'a HashMap<String, Value>,
+    /// Builds plugin-configured upstreams (see [`BuildEnv::upstreams`]).
+    pub upstreams: Option<&'a UpstreamBuilder>,
 }
 
 fn meta<'v>(conf: &'v Value, key: &str) -> Option<&'v Value> {
@@ -88,6 +90,7 @@ impl Compiler<'_> {
             owner: c.owner,
             state: self.state,
             metadata: metadata.as_ref(),
+            upstreams: self.upstreams,
         };
         let plugin =
             build(&conf, &env).map_err(|e| format!("failed to load plugin {}: {e}", c.name))?;

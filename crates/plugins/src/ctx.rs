@@ -6,9 +6,14 @@
 //! [`RoutePlugins`](crate::RoutePlugins) phases, and builds the upstream request from it:
 //! `method`, `headers`, and `upstream_uri` (or `uri` when no plugin set one) and `upstream_host`.
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
 
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
@@ -23,6 +28,68 @@ pub struct ResponseHead {
     pub status: StatusCode,
     /// Headers.
     pub headers: HeaderMap,
+}
+
+/// An upstream chosen by a plugin.
+#[derive(Clone)]
+pub enum UpstreamPick {
+    /// An upstream object of the route's workspace, by id.
+    Id(String),
+    /// An upstream the plugin built from its own configuration with
+    /// [`BuildEnv::upstreams`](crate::BuildEnv) (the gateway knows its concrete type).
+    Built(Arc<dyn Any + Send + Sync>),
+}
+
+impl fmt::Debug for UpstreamPick {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamPick::Id(id) => write!(f, "Id({id})"),
+            UpstreamPick::Built(_) => f.write_str("Built(..)"),
+        }
+    }
+}
+
+/// A copy of the request to send elsewhere, whose answer is ignored (proxy-mirror).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// `http://host:port` or `https://host:port`.
+    pub host: String,
+    /// Path and query to send instead of the upstream request's (already combined with it as
+    /// the plugin's `path_concat_mode` says).
+    pub path_and_query: Option<String>,
+}
+
+/// How the request went, filled in by the gateway for the `log` phase (APISIX's log variables).
+#[derive(Debug, Clone)]
+pub struct LogInfo {
+    /// When the request head arrived (`start_time`).
+    pub start_time: SystemTime,
+    /// The same moment, monotonic.
+    pub started: Instant,
+    /// Bytes of the request head and declared body (`$request_length`).
+    pub request_length: u64,
+    /// Bytes of response body handed to the client so far (`$body_bytes_sent`).
+    pub body_bytes_sent: u64,
+    /// The upstream address of the last try (`$upstream_addr`).
+    pub upstream_addr: Option<String>,
+    /// The upstream's status of the last try (`$upstream_status`).
+    pub upstream_status: Option<u16>,
+    /// Time from the request head to the upstream's response head (`$upstream_response_time`).
+    pub upstream_latency: Option<Duration>,
+}
+
+impl Default for LogInfo {
+    fn default() -> LogInfo {
+        LogInfo {
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+            request_length: 0,
+            body_bytes_sent: 0,
+            upstream_addr: None,
+            upstream_status: None,
+            upstream_latency: None,
+        }
+    }
 }
 
 /// One request's context.
@@ -65,6 +132,16 @@ pub struct Ctx {
     pub response: Option<ResponseHead>,
     /// Scratch data plugins keep for later phases of the same request.
     pub data: Extensions,
+    /// The client's request body, read whole before the first phase when a plugin of the route
+    /// [wants it](crate::Plugin::wants_request_body); what is here when the phases end is what
+    /// the upstream gets (a plugin may replace it). `None` when no plugin asked.
+    pub request_body: Option<Bytes>,
+    /// The upstream a plugin chose instead of the route's (traffic-split).
+    pub upstream_pick: Option<UpstreamPick>,
+    /// Where a copy of the request goes (proxy-mirror).
+    pub mirror: Option<Mirror>,
+    /// How the request went, for `log` (filled by the gateway).
+    pub log: LogInfo,
     real_request_uri: String,
     vars: Vec<(String, String)>,
     pub(crate) consumers: Option<Arc<ConsumerIndex>>,
@@ -106,6 +183,10 @@ impl Ctx {
             response_headers: HeaderMap::new(),
             response: None,
             data: Extensions::new(),
+            request_body: None,
+            upstream_pick: None,
+            mirror: None,
+            log: LogInfo::default(),
             real_request_uri,
             vars: Vec::new(),
             consumers: None,

@@ -154,6 +154,7 @@ mod tests {
                 String::from_utf8_lossy(&r.body).into_owned(),
             )),
             Flow::Continue => None,
+            Flow::Wait(_) => unreachable!("this plugin never waits"),
         }
     }
 

@@ -202,6 +202,7 @@ mod tests {
                     .to_string(),
             ),
             Flow::Continue => (0, String::new(), String::new()),
+            Flow::Wait(_) => unreachable!("this plugin never waits"),
         }
     }
 

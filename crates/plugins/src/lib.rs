@@ -34,10 +34,12 @@ pub use chain::{Chain, Entry};
 pub use compile::{Compiler, Conf};
 pub use consumer::{AuthMatch, Consumer, ConsumerGroup, ConsumerIndex, GroupLink};
 pub use counters::{Count, Counters};
-pub use ctx::{Ctx, ResponseHead};
+pub use ctx::{Ctx, LogInfo, Mirror, ResponseHead, UpstreamPick};
 pub use reply::Reply;
 pub use route::RoutePlugins;
-pub use runtime::{typed, BuildEnv, BuildFn, Flow, Plugin, PluginState};
+pub use runtime::{
+    typed, BuildEnv, BuildFn, Flow, Pending, Plugin, PluginState, Resume, UpstreamBuilder,
+};
 
 /// One row of the plugin table.
 #[derive(Debug, Clone, Copy)]

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use crate::chain::Chain;
@@ -79,10 +80,10 @@ impl RoutePlugins {
         };
         ctx.consumers = Some(self.consumers.clone());
         ctx.route_chain = Some(route.clone());
-        if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false) {
+        if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false).await {
             return f;
         }
-        if let f @ Flow::Respond(_) = route.rewrite(ctx, false) {
+        if let f @ Flow::Respond(_) = route.rewrite(ctx, false).await {
             return f;
         }
         let mut effective = route;
@@ -94,7 +95,7 @@ impl RoutePlugins {
                 }
                 Ok(Some(merged)) => {
                     ctx.route_chain = Some(merged.clone());
-                    if let f @ Flow::Respond(_) = merged.rewrite(ctx, true) {
+                    if let f @ Flow::Respond(_) = merged.rewrite(ctx, true).await {
                         return f;
                     }
                     effective = merged;
@@ -102,10 +103,17 @@ impl RoutePlugins {
                 Ok(None) => {}
             }
         }
-        if let f @ Flow::Respond(_) = self.global.access(ctx) {
+        if let f @ Flow::Respond(_) = self.global.access(ctx).await {
             return f;
         }
-        effective.access(ctx)
+        effective.access(ctx).await
+    }
+
+    /// Whether a plugin of the global rules or the route's template reads the request body
+    /// (then the gateway reads it before [`RoutePlugins::access_phase`]).
+    pub fn wants_request_body(&self) -> bool {
+        self.global.wants_request_body()
+            || self.route.as_ref().is_ok_and(|c| c.wants_request_body())
     }
 
     /// Runs `header_filter` of the global rules, then of the route's (merged) chain, on the
@@ -139,6 +147,17 @@ impl RoutePlugins {
         if let Some(head) = ctx.response.as_mut() {
             *status = head.status;
             *headers = std::mem::take(&mut head.headers);
+        }
+    }
+
+    /// Runs `body_filter` of the global rules, then of the route's (merged) chain, on one chunk
+    /// of the response body; `eof` marks the call after the last chunk.
+    pub fn body_filter_phase(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
+        if let Some(global) = ctx.global_chain.clone() {
+            global.body_filter(ctx, chunk, eof);
+        }
+        if let Some(route) = ctx.route_chain.clone() {
+            route.body_filter(ctx, chunk, eof);
         }
     }
 

@@ -13,14 +13,25 @@
 //! | `rewrite` | after route match (global rules first) | yes ([`Flow::Respond`]) |
 //! | `access` | after consumer merge (global rules first) | yes |
 //! | `header_filter` | on the response head, upstream's or an early reply | no |
-//! | `log` | after the response was sent | no |
+//! | `body_filter` | on every chunk of the response body, then once with `eof` | no |
+//! | `log` | after the last byte of the response was handed on (or the client left) | no |
 //!
-//! `body_filter` will join as `fn body_filter(&self, ctx: &mut Ctx, chunk: &mut Vec<u8>, eof:
-//! bool)` with a no-op default, run by the chain like `header_filter`; nothing else changes.
+//! A `rewrite` or `access` phase that must wait (a Redis round trip, a `limit-req` delay, a
+//! `fault-injection` delay) returns [`Flow::Wait`]: a future that resolves to a [`Resume`], a
+//! step run on the context once the wait is over. Nothing else of the request runs meanwhile.
+//!
+//! Body filters stream: a plugin that must see the whole body (a regex over it) keeps what it
+//! needs in [`Ctx::data`] and empties the chunks until `eof`, bounded by its own limit. A plugin
+//! that needs the client's request body (request-validation, hmac-auth's body digest) says so
+//! with [`Plugin::wants_request_body`]; the gateway then reads the body, up to the node's body
+//! limit, before `rewrite`, and offers it as [`Ctx::request_body`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::counters::Counters;
@@ -28,13 +39,78 @@ use crate::ctx::Ctx;
 use crate::reply::Reply;
 
 /// What a `rewrite` or `access` phase decides.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
     /// Go on with the next plugin (and, after the last one, proxy the request).
     Continue,
     /// Stop here and answer the client with this response. Later `rewrite`/`access` plugins do
-    /// not run; `header_filter` and `log` of every plugin that was matched still do.
+    /// not run; `header_filter`, `body_filter` and `log` of every plugin that was matched still
+    /// do.
     Respond(Reply),
+    /// Wait for the future, then run the step it resolves to on the context; what that step
+    /// returns decides (it may wait again).
+    Wait(Pending),
+}
+
+/// The step a [`Flow::Wait`] resumes with, run on the request's context.
+pub type Resume = Box<dyn FnOnce(&mut Ctx) -> Flow + Send>;
+
+/// The future of a [`Flow::Wait`].
+pub type Pending = Pin<Box<dyn Future<Output = Resume> + Send>>;
+
+impl Flow {
+    /// Waits for `fut` and then decides with its result (a future that needs nothing of the
+    /// context afterwards).
+    pub fn wait(fut: impl Future<Output = Flow> + Send + 'static) -> Flow {
+        Flow::Wait(Box::pin(async move {
+            let flow = fut.await;
+            Box::new(move |_: &mut Ctx| flow) as Resume
+        }))
+    }
+
+    /// Waits for `fut`, then runs `then` with its output on the context.
+    pub fn wait_then<T: Send + 'static>(
+        fut: impl Future<Output = T> + Send + 'static,
+        then: impl FnOnce(&mut Ctx, T) -> Flow + Send + 'static,
+    ) -> Flow {
+        Flow::Wait(Box::pin(async move {
+            let out = fut.await;
+            Box::new(move |ctx: &mut Ctx| then(ctx, out)) as Resume
+        }))
+    }
+
+    /// The reply of [`Flow::Respond`], if it is one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Flow::Respond(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`Flow::Continue`].
+    pub fn is_continue(&self) -> bool {
+        matches!(self, Flow::Continue)
+    }
+}
+
+impl fmt::Debug for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flow::Continue => f.write_str("Continue"),
+            Flow::Respond(r) => f.debug_tuple("Respond").field(r).finish(),
+            Flow::Wait(_) => f.write_str("Wait(..)"),
+        }
+    }
+}
+
+/// Two flows are equal when both continue or both answer the same reply; a wait equals nothing.
+impl PartialEq for Flow {
+    fn eq(&self, other: &Flow) -> bool {
+        match (self, other) {
+            (Flow::Continue, Flow::Continue) => true,
+            (Flow::Respond(a), Flow::Respond(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A compiled plugin instance. Every phase has a default that does nothing, so a plugin
@@ -65,11 +141,24 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     }
 
     /// Runs on the response head before it is sent (`ctx.response` is set); may change the
-    /// status and headers. Default: nothing.
+    /// status and headers. A plugin that will change the body removes `Content-Length` here.
+    /// Default: nothing.
     fn header_filter(&self, _ctx: &mut Ctx) {}
 
-    /// Runs once the response is complete (metrics, loggers). Default: nothing.
+    /// Runs on each chunk of the response body as it passes (`chunk` may be replaced, emptied
+    /// or grown), and once more with `eof` set (and usually an empty chunk) when the body ends.
+    /// Default: nothing.
+    fn body_filter(&self, _ctx: &mut Ctx, _chunk: &mut Bytes, _eof: bool) {}
+
+    /// Runs once the response is complete (metrics, loggers); `ctx.log` says how it went.
+    /// Default: nothing.
     fn log(&self, _ctx: &Ctx) {}
+
+    /// Whether this plugin reads the client's request body ([`Ctx::request_body`]); the gateway
+    /// then reads it whole (up to its body limit) before the first phase. Default: no.
+    fn wants_request_body(&self) -> bool {
+        false
+    }
 }
 
 /// State shared by the plugin instances of every snapshot of a node: the next compile takes it
@@ -90,6 +179,31 @@ pub struct BuildEnv<'a> {
     pub state: &'a PluginState,
     /// The plugin's metadata (`plugin_metadata/<name>`), schema defaults applied, if any.
     pub metadata: Option<&'a Value>,
+    /// Builds an upstream from an upstream configuration (traffic-split's inline upstreams) into
+    /// what [`UpstreamPick::Built`](crate::UpstreamPick) carries; `None` where no data plane
+    /// compiles (unit tests), and the plugin then refuses inline upstreams.
+    pub upstreams: Option<&'a UpstreamBuilder>,
+}
+
+/// Builds an upstream from its configuration into the data plane's compiled form (type-erased);
+/// the error says what is wrong with it.
+pub struct UpstreamBuilder(pub Box<BuildUpstreamFn>);
+
+/// The function inside an [`UpstreamBuilder`].
+pub type BuildUpstreamFn =
+    dyn Fn(&Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, String> + Send + Sync;
+
+impl UpstreamBuilder {
+    /// Builds one upstream.
+    pub fn build(&self, conf: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, String> {
+        (self.0)(conf)
+    }
+}
+
+impl fmt::Debug for UpstreamBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UpstreamBuilder")
+    }
 }
 
 /// Builds a plugin instance from a configuration that passed the plugin's schema and checks

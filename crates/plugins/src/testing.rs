@@ -47,6 +47,7 @@ impl Fixture {
             registry: &self.registry,
             state: &self.state,
             metadata: &self.metadata,
+            upstreams: None,
         }
     }
 

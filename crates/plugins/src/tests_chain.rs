@@ -106,6 +106,7 @@ fn run(plugins: &RoutePlugins) -> (Vec<String>, Option<u16>) {
             Some(r.status.as_u16())
         }
         Flow::Continue => None,
+        Flow::Wait(_) => unreachable!("this plugin never waits"),
     };
     plugins.header_filter_phase(&mut ctx, &mut status, &mut headers);
     let log = ctx.data.get::<Log>().cloned().unwrap_or_default().0;
@@ -301,6 +302,7 @@ fn meta_filter_and_error_response() {
             assert_eq!(r.headers["www-authenticate"], "apikey realm=\"key\"");
         }
         Flow::Continue => panic!("key-auth should answer"),
+        Flow::Wait(_) => unreachable!("this plugin never waits"),
     }
 }
 

@@ -155,6 +155,7 @@ pub(crate) fn compile<'a>(
                 registry,
                 state: &state,
                 metadata: &metadata,
+                upstreams: None,
             },
             meta_print: fingerprint(cluster_metadata.iter().chain(&objects.metadata), 0),
             previous,

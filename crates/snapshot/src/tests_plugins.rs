@@ -106,6 +106,7 @@ impl World {
         let mut ctx = Ctx::from_request(&req, "127.0.0.1:9".parse().expect("addr"));
         match block_on(entry.plugins.access_phase(&mut ctx)) {
             Flow::Continue => 200,
+            Flow::Wait(_) => unreachable!("access_phase settles every wait"),
             Flow::Respond(r) => r.status.as_u16(),
         }
     }

@@ -24,6 +24,7 @@ fn hit(p: &Arc<dyn Plugin>, uri: &str) -> (u16, Ctx, Option<Reply>) {
     let mut ctx = ctx_for(get(uri));
     match p.access(&mut ctx) {
         Flow::Continue => (200, ctx, None),
+        Flow::Wait(_) => unreachable!("this plugin never waits"),
         Flow::Respond(r) => (r.status.as_u16(), ctx, Some(r)),
     }
 }

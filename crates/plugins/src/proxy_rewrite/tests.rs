@@ -65,6 +65,7 @@ fn env() -> BuildEnv<'static> {
         owner: "o",
         state: &STATE,
         metadata: None,
+        upstreams: None,
     }
 }
 
