@@ -76,6 +76,8 @@ pub struct Gateway {
     limits: ClientLimits,
     metrics: Metrics,
     access_log: AccessLog,
+    /// The gateway itself, for work that outlives a request (mirrored requests).
+    me: std::sync::Weak<Gateway>,
 }
 
 impl Gateway {
@@ -91,7 +93,8 @@ impl Gateway {
         limits: ClientLimits,
         access_log: AccessLog,
     ) -> Arc<Gateway> {
-        Arc::new(Gateway {
+        Arc::new_cyclic(|me| Gateway {
+            me: me.clone(),
             snapshot: ArcSwap::from_pointee(snapshot),
             pool: pool::Pool::default(),
             server_header: HeaderValue::from_static(concat!("Portico/", env!("CARGO_PKG_VERSION"))),

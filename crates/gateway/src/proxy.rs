@@ -9,8 +9,8 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use portico_expr::Vars as _;
-use portico_snapshot::runtime::{Ctx, Flow};
-use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot};
+use portico_snapshot::runtime::{Ctx, Flow, Mirror, Reply, UpstreamPick};
+use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot, Upstream};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -115,6 +115,7 @@ impl Gateway {
                     remote,
                     conn,
                     None,
+                    None,
                 )
                 .await;
         }
@@ -157,6 +158,19 @@ impl Gateway {
             set_body_length(&mut parts.headers, bytes.len());
             body = ClientBody::Buffered(bytes);
         }
+        let picked = match ctx.upstream_pick.take() {
+            None => None,
+            Some(pick) => match resolve_pick(snapshot, &entry, pick) {
+                Ok(up) => Some(up),
+                Err(reply) => {
+                    let resp = reply.into_response(GatewayBody::full);
+                    return Ok(finish(entry, ctx, resp));
+                }
+            },
+        };
+        if let Some(mirror) = ctx.mirror.take() {
+            self.mirror(&entry, mirror, &parts, &ctx, &body, host_header.as_deref());
+        }
         let started = std::time::Instant::now();
         let result = self
             .proxy_upstream(
@@ -168,6 +182,7 @@ impl Gateway {
                 ctx.remote,
                 conn,
                 Some(&mut ctx),
+                picked,
             )
             .await;
         let resp = result.unwrap_or_else(|e| {
@@ -179,6 +194,75 @@ impl Gateway {
             ctx.log.upstream_latency = Some(started.elapsed());
         }
         Ok(finish(entry, ctx, resp))
+    }
+
+    /// Sends a copy of the request to a mirror (proxy-mirror) in the background; its answer is
+    /// read and dropped, its failures only logged.
+    fn mirror(
+        &self,
+        entry: &RouteEntry,
+        mirror: Mirror,
+        parts: &http::request::Parts,
+        ctx: &Ctx,
+        body: &ClientBody,
+        host_header: Option<&str>,
+    ) {
+        let (Some(gateway), UpstreamPick::Built(any)) = (self.me.upgrade(), mirror.upstream) else {
+            return;
+        };
+        let Ok(upstream) = any.downcast::<Upstream>() else {
+            return;
+        };
+        let mut headers = parts.headers.clone();
+        forward::strip_hop_by_hop(&mut headers, false);
+        forward::set_forwarded(
+            &mut headers,
+            &Client {
+                remote: ctx.remote,
+                scheme: ctx.scheme,
+                server_port: ctx.server_port,
+                host_header,
+            },
+        );
+        let path_and_query = mirror.path_and_query.unwrap_or_else(|| {
+            ctx.upstream_uri.clone().unwrap_or_else(|| {
+                ctx.uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
+            })
+        });
+        let outgoing = Outgoing {
+            method: parts.method.clone(),
+            path_and_query,
+            headers,
+            client_host: host_header.map(str::to_string),
+            host_override: ctx.upstream_host.clone(),
+        };
+        let body = match body {
+            ClientBody::Buffered(bytes) => bytes.clone(),
+            ClientBody::Stream(_) => Bytes::new(),
+        };
+        let route = entry.route.id.clone();
+        tokio::spawn(async move {
+            let timeouts = upstream.timeout;
+            match gateway
+                .forward(
+                    &upstream,
+                    outgoing,
+                    ClientBody::Buffered(body),
+                    None,
+                    timeouts,
+                )
+                .await
+            {
+                Ok((resp, _in_flight, _)) => {
+                    if let Err(e) = resp.into_body().collect().await {
+                        tracing::debug!("route {route}: mirror response body: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("route {route}: mirror request failed: {e}"),
+            }
+        });
     }
 
     /// Reads a request body whole for the plugins that need it, within the body limit (or
@@ -215,11 +299,26 @@ impl Gateway {
         remote: SocketAddr,
         conn: &ConnInfo,
         mut plugins: Option<&mut Ctx>,
+        picked: Option<Arc<Upstream>>,
     ) -> Result<Response<GatewayBody>, ProxyError> {
-        let upstream = match &entry.upstream {
-            RouteUpstream::Ready(up) => up.clone(),
-            RouteUpstream::Missing(id) => return Err(ProxyError::MissingUpstream(id.clone())),
-            RouteUpstream::None => return Err(ProxyError::NoUpstream),
+        let mut hash_key = hash_key;
+        let upstream = match picked {
+            Some(up) => {
+                // A plugin's upstream hashes on its own key.
+                hash_key = match (&up.hash_key, plugins.as_deref()) {
+                    (Some(k), Some(ctx)) => Some(
+                        k.resolve(|name| ctx.var(name).map(|v| Cow::Owned(v.into_owned())))
+                            .into_owned(),
+                    ),
+                    _ => None,
+                };
+                up
+            }
+            None => match &entry.upstream {
+                RouteUpstream::Ready(up) => up.clone(),
+                RouteUpstream::Missing(id) => return Err(ProxyError::MissingUpstream(id.clone())),
+                RouteUpstream::None => return Err(ProxyError::NoUpstream),
+            },
         };
         let websocket = entry.route.enable_websocket && is_websocket(&parts.headers);
         let client_upgrade = if websocket {
@@ -356,6 +455,33 @@ fn check_client_cert(
         ));
     }
     Ok(())
+}
+
+/// The upstream a plugin picked (traffic-split): an upstream of the route's workspace by id, or
+/// one the plugin compiled. A missing id answers APISIX's 500.
+fn resolve_pick(
+    snapshot: &Snapshot,
+    entry: &RouteEntry,
+    pick: UpstreamPick,
+) -> Result<Arc<Upstream>, Reply> {
+    match pick {
+        UpstreamPick::Id(id) => {
+            let key = format!("ws/{}/upstreams/{id}", entry.route.workspace);
+            snapshot.upstreams.get(&key).cloned().ok_or_else(|| {
+                Reply::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to fetch upstream info by upstream id: {id}"),
+                )
+            })
+        }
+        UpstreamPick::Built(any) => any.downcast::<Upstream>().map_err(|_| {
+            tracing::error!(
+                "route {}: a plugin picked an upstream of unknown type",
+                entry.route.id
+            );
+            Reply::page(StatusCode::INTERNAL_SERVER_ERROR)
+        }),
+    }
 }
 
 /// Largest request body read whole for plugins when the node sets no body limit.

@@ -50,12 +50,11 @@ impl fmt::Debug for UpstreamPick {
 }
 
 /// A copy of the request to send elsewhere, whose answer is ignored (proxy-mirror).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Mirror {
-    /// `http://host:port` or `https://host:port`.
-    pub host: String,
-    /// Path and query to send instead of the upstream request's (already combined with it as
-    /// the plugin's `path_concat_mode` says).
+    /// Where the copy goes: an upstream the plugin built (see [`UpstreamPick::Built`]).
+    pub upstream: UpstreamPick,
+    /// Path and query of the copy; `None`: those of the upstream request.
     pub path_and_query: Option<String>,
 }
 

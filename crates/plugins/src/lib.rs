@@ -20,12 +20,15 @@ mod ctx;
 pub mod ip_restriction;
 pub mod key_auth;
 pub mod limit_count;
+pub mod proxy_mirror;
 pub mod proxy_rewrite;
+pub mod random;
 mod redis_schema;
 pub mod reply;
 mod route;
 mod runtime;
 pub mod template;
+pub mod traffic_split;
 mod vars;
 
 use portico_model::{PluginSpec, Registry};
@@ -78,6 +81,16 @@ pub const TABLE: &[Def] = &[
         name: limit_count::NAME,
         spec: limit_count::spec,
         build: limit_count::build,
+    },
+    Def {
+        name: proxy_mirror::NAME,
+        spec: proxy_mirror::spec,
+        build: proxy_mirror::build,
+    },
+    Def {
+        name: traffic_split::NAME,
+        spec: traffic_split::spec,
+        build: traffic_split::build,
     },
 ];
 

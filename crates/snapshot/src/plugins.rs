@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use portico_model::{Kind, Registry};
-use portico_plugins::{Chain, Compiler, ConsumerIndex, PluginState};
+use portico_plugins::{Chain, Compiler, ConsumerIndex, PluginState, UpstreamBuilder};
 use serde_json::{Map, Value};
 
 use crate::consumers::IndexBuild;
@@ -140,6 +140,7 @@ pub(crate) fn compile<'a>(
         state: state.clone(),
         ..PluginCache::default()
     };
+    let upstreams = UpstreamBuilder(Box::new(inline_upstream));
     let mut out = HashMap::new();
     for (ws, objects) in &by_ws {
         let mut metadata = HashMap::new();
@@ -155,7 +156,7 @@ pub(crate) fn compile<'a>(
                 registry,
                 state: &state,
                 metadata: &metadata,
-                upstreams: None,
+                upstreams: Some(&upstreams),
             },
             meta_print: fingerprint(cluster_metadata.iter().chain(&objects.metadata), 0),
             previous,
@@ -281,4 +282,12 @@ impl WorkspaceBuild<'_> {
             .insert(self.ws.to_string(), (print, index.clone(), failed));
         index
     }
+}
+
+/// Compiles an upstream configured inside a plugin (traffic-split's inline upstreams) into the
+/// gateway's [`Upstream`](crate::Upstream).
+fn inline_upstream(value: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, String> {
+    let config: portico_model::types::Upstream = portico_model::types::parse(value)?;
+    let compiled = crate::upstream::compile("traffic-split", 0, config, None, None)?;
+    Ok(Arc::new(compiled))
 }
