@@ -392,6 +392,8 @@ SCENARIOS = {
     "c": "(c) {:,} routes",
     "d": "(d) one route + churn",
     "e": "(e) {:,} routes + churn",
+    "f": "(f) limit-count + prometheus",
+    "g": "(g) key-auth + limit-count + prometheus",
 }
 
 
@@ -490,6 +492,11 @@ def report(results_path, meta_path):
                 cpu=ng_a["us"] / po_a["us"] if po_a["us"] else None)
             row("one route: Portico p99 ≤ 1.2× nginx p99", c, po_a["p99"], ng_a["p99"],
                 lower_is_better=True, bound=1.2)
+        for sc, what in (("f", "limit-count + prometheus"), ("g", "key-auth + limit-count + prometheus")):
+            po, ng = agg((sc, c, "portico")), agg((sc, c, "nginx"))
+            if po and ng:
+                row(f"{what}: Portico ≥ 0.9× bare nginx req/s", c, po["rps"], ng["rps"],
+                    cpu=ng["us"] / po["us"] if po["us"] else None)
         for sc in ("b", "c"):
             po, ng = agg((sc, c, "portico")), agg((sc, c, "nginx"))
             size = f"{sizes.get(sc, 0):,}"

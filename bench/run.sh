@@ -10,7 +10,9 @@
 #   BENCH_WARMUP         seconds of warm-up before each run      (full 3, quick 1)
 #   BENCH_ROUNDS         rounds of A B (nginx, Portico)          (full 3, quick 2)
 #   BENCH_CONNS          wrk connection counts                   ("50 200")
-#   BENCH_SCENARIOS      which of a b c d e, run in that order   ("a d b c"; e = churn at the big table)
+#   BENCH_SCENARIOS      which of a b c d e f g, run in that order ("a f g d b c"; e = churn at the
+#                        big table; f = limit-count + prometheus, g = key-auth + limit-count +
+#                        prometheus on the one route, both against bare nginx of the same run)
 #   BENCH_ROUTES_B/C     table sizes of (b) and (c)              (10000 / 100000)
 #   BENCH_CHURN_RATE     route changes per second in (d)/(e)     (10)
 #   BENCH_LOAD_CONNS     parallel Admin API connections to load routes (4)
@@ -44,7 +46,7 @@ DURATION=${BENCH_DURATION:-$d}
 WARMUP=${BENCH_WARMUP:-$w}
 ROUNDS=${BENCH_ROUNDS:-$r}
 CONNS=${BENCH_CONNS:-"50 200"}
-SCENARIOS=${BENCH_SCENARIOS:-"a d b c"}
+SCENARIOS=${BENCH_SCENARIOS:-"a f g d b c"}
 ROUTES_B=${BENCH_ROUTES_B:-10000}
 ROUTES_C=${BENCH_ROUTES_C:-100000}
 CHURN_RATE=${BENCH_CHURN_RATE:-10}
@@ -175,17 +177,18 @@ RESULTS="$TMP/results.jsonl"
 
 cpu_ticks() { local t=0 p v; for p in "$@"; do v=$(awk '{ s=$0; sub(/^.*\) /, "", s); split(s, a, " "); print a[12] + a[13] }' "/proc/$p/stat"); t=$((t + v)); done; echo $t; }
 
+WRK_ARGS=()  # extra wrk arguments for the current scenario (request headers)
 # measure TARGET SCENARIO CONNS ROUND URL RSS_PID PID...: warm-up, then one measured wrk run
 measure() {
   local target=$1 sc=$2 c=$3 rnd=$4 url=$5 rss_pid=$6
   shift 6
   local pids=("$@") cpu0 cpu1 t0 t1 rss load1 out="$TMP/wrk-$sc-$target-$c-$rnd.txt"
-  taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t1 -c"$c" -d"${WARMUP}s" "$url" >/dev/null
+  taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) wrk "${WRK_ARGS[@]}" -t1 -c"$c" -d"${WARMUP}s" "$url" >/dev/null
   load1=$(cut -d' ' -f1 /proc/loadavg)
   t0=$(date +%s.%N)
   cpu0=$(cpu_ticks "${pids[@]}")
   taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
-    wrk -t1 -c"$c" -d"${DURATION}s" --timeout 5s --latency "$url" >"$out"
+    wrk "${WRK_ARGS[@]}" -t1 -c"$c" -d"${DURATION}s" --timeout 5s --latency "$url" >"$out"
   cpu1=$(cpu_ticks "${pids[@]}")
   t1=$(date +%s.%N)
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$rss_pid/status")
@@ -364,6 +367,27 @@ for sc in $SCENARIOS; do
       check_both "/pfx$((ti + 4))/api/x"
       check_both /api/x "h$((ti + 8)).example.com"
       run_ab "$sc" "$path" ;;
+    f)
+      # APISIX's own benchmark set-up: limit-count with a count never reached, and prometheus.
+      log "scenario (f): one route with limit-count + prometheus"
+      nginx_with_routes 0
+      admin_put /plugin_configs/bench-f '{"plugins":{"limit-count":{"count":2000000000,"time_window":60,"rejected_code":503,"key":"remote_addr"},"prometheus":{}}}'
+      admin_put /routes/1 '{"uri":"/hello","upstream_id":"1","plugin_config_id":"bench-f"}'
+      check_both /hello
+      run_ab f /hello
+      admin_put /routes/1 '{"uri":"/hello","upstream_id":"1"}' ;;
+    g)
+      log "scenario (g): one route with key-auth + limit-count + prometheus"
+      nginx_with_routes 0
+      admin_put /consumers '{"username":"bench","plugins":{"key-auth":{"key":"bench-key"}}}'
+      admin_put /plugin_configs/bench-g '{"plugins":{"key-auth":{},"limit-count":{"count":2000000000,"time_window":60,"rejected_code":503,"key":"remote_addr"},"prometheus":{}}}'
+      admin_put /routes/1 '{"uri":"/hello","upstream_id":"1","plugin_config_id":"bench-g"}'
+      WRK_ARGS=(-H "apikey: bench-key")
+      "${LIB[@]}" wait-route "http://127.0.0.1:$PORTICO_PORT/hello" "" 30 >/dev/null 2>&1 || true
+      curl -fsS -o /dev/null -H "apikey: bench-key" "http://127.0.0.1:$PORTICO_PORT/hello" || die "portico: key-auth route"
+      run_ab g /hello
+      WRK_ARGS=()
+      admin_put /routes/1 '{"uri":"/hello","upstream_id":"1"}' ;;
     d)
       log "scenario (d): one route, $CHURN_RATE route changes per second"
       "${LIB[@]}" wait-route "http://127.0.0.1:$PORTICO_PORT/hello" "" 30 >/dev/null || die "portico: /hello"
