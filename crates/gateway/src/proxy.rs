@@ -298,7 +298,7 @@ impl Gateway {
         hash_key: Option<String>,
         remote: SocketAddr,
         conn: &ConnInfo,
-        mut plugins: Option<&mut Ctx>,
+        plugins: Option<&mut Ctx>,
         picked: Option<Arc<Upstream>>,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let mut hash_key = hash_key;
@@ -362,7 +362,7 @@ impl Gateway {
         let (mut resp, in_flight, addr) = self
             .forward(&upstream, outgoing, body, hash_key.as_deref(), timeouts)
             .await?;
-        if let Some(ctx) = plugins.as_deref_mut() {
+        if let Some(ctx) = plugins {
             ctx.log.upstream_addr = Some(addr.to_string());
         }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -463,15 +463,15 @@ fn resolve_pick(
     snapshot: &Snapshot,
     entry: &RouteEntry,
     pick: UpstreamPick,
-) -> Result<Arc<Upstream>, Reply> {
+) -> Result<Arc<Upstream>, Box<Reply>> {
     match pick {
         UpstreamPick::Id(id) => {
             let key = format!("ws/{}/upstreams/{id}", entry.route.workspace);
             snapshot.upstreams.get(&key).cloned().ok_or_else(|| {
-                Reply::text(
+                Box::new(Reply::text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("failed to fetch upstream info by upstream id: {id}"),
-                )
+                ))
             })
         }
         UpstreamPick::Built(any) => any.downcast::<Upstream>().map_err(|_| {
@@ -479,7 +479,7 @@ fn resolve_pick(
                 "route {}: a plugin picked an upstream of unknown type",
                 entry.route.id
             );
-            Reply::page(StatusCode::INTERNAL_SERVER_ERROR)
+            Box::new(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
         }),
     }
 }

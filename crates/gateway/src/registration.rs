@@ -122,10 +122,7 @@ async fn follow_drain(store: SharedStore, key: String, drain: Drain) {
         let revision = match store.get(&key).await {
             Ok(kv) => {
                 drain.set(kv.as_ref().is_some_and(|kv| drained(&kv.value)));
-                match store.revision().await {
-                    Ok(r) => r,
-                    Err(_) => 0,
-                }
+                store.revision().await.unwrap_or_default()
             }
             Err(_) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -118,7 +118,10 @@ impl Filters {
             .iter()
             .all(|(field, wanted)| match value.get(field) {
                 Some(Value::String(s)) => s == wanted,
-                Some(other) => other.to_string() == *wanted,
+                Some(other) => {
+                    let text = other.to_string();
+                    text == *wanted
+                }
                 None => false,
             })
     }
