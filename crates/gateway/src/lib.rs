@@ -114,6 +114,11 @@ impl Gateway {
         self.snapshot.store(snapshot);
     }
 
+    /// Like [`Gateway::swap`], and hands back the snapshot that was replaced.
+    pub fn replace(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
+        self.snapshot.swap(snapshot)
+    }
+
     /// The limits this gateway holds its clients to.
     pub fn limits(&self) -> &ClientLimits {
         &self.limits

@@ -279,13 +279,31 @@ impl Node {
                 return;
             }
         };
-        self.gateway.swap(snapshot.clone());
+        let old = self.gateway.replace(snapshot.clone());
+        retire(old);
         self.applied.send_replace(revision);
         self.checker.sync(&snapshot);
         if let (true, Some(lkg)) = (save, &self.lkg) {
             lkg.save(revision, self.config.clone());
         }
     }
+}
+
+/// Longest a replaced snapshot waits for its last request before it is freed anyway.
+const RETIRE_WAIT: Duration = Duration::from_secs(300);
+
+/// Frees a replaced snapshot on a blocking thread once the requests still running on it are
+/// done, so that freeing a big route table never lands on a request thread.
+fn retire(old: Arc<Snapshot>) {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        while Arc::strong_count(&old) > 1 && started.elapsed() < RETIRE_WAIT {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        drop(old);
+    });
 }
 
 fn to_config(prefix: &str, kvs: &[KeyValue]) -> Config {

@@ -3,8 +3,10 @@
 //!
 //! Writes happen on a blocking thread, never on the request path or the follow loop: one writer
 //! task takes the newest config handed to it, so at most one write is in flight and a burst of
-//! changes costs one write per write time (latest wins). Each write goes to a temporary file that
-//! is synced and renamed over the copy, so a crash leaves the old copy or the new one.
+//! changes costs one write per write time (latest wins), and writes are at least
+//! [`MIN_INTERVAL`] apart, so a steady stream of changes to a big table does not keep a core busy
+//! serialising it. Each write goes to a temporary file that is synced and renamed over the copy,
+//! so a crash leaves the old copy or the new one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +14,9 @@ use std::sync::Arc;
 use portico_snapshot::{Config, Item};
 use serde_json::{json, Value};
 use tokio::sync::watch;
+
+/// Shortest time between two writes of the copy.
+pub(super) const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The config at one revision, shared with the follow loop without copying.
 type Saved = Option<(i64, Arc<Config>)>;
@@ -28,7 +33,13 @@ impl LkgWriter {
         let (latest, mut pending) = watch::channel::<Saved>(None);
         let (written_tx, written) = watch::channel(0);
         tokio::spawn(async move {
+            let mut last_write: Option<tokio::time::Instant> = None;
             while pending.changed().await.is_ok() {
+                if let Some(last) = last_write {
+                    // Changes arriving meanwhile replace the pending config; the newest is written.
+                    tokio::time::sleep_until(last + MIN_INTERVAL).await;
+                }
+                last_write = Some(tokio::time::Instant::now());
                 let Some((revision, config)) = pending.borrow_and_update().clone() else {
                     continue;
                 };
