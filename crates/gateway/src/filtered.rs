@@ -94,7 +94,16 @@ impl FilteredBody {
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        let out = self.filter(data, false);
+                        let mut out = self.filter(data, false);
+                        // A body of known length may not be polled again after its last byte
+                        // (hyper stops at `Content-Length`): the `eof` filter runs now.
+                        if self.inner.is_end_stream() {
+                            if let Some(last) = self.flush() {
+                                let mut joined = bytes::BytesMut::from(&out[..]);
+                                joined.extend_from_slice(&last);
+                                out = joined.freeze();
+                            }
+                        }
                         if !out.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
@@ -118,7 +127,7 @@ impl FilteredBody {
     }
 
     pub(crate) fn is_end_stream(&self) -> bool {
-        self.state == State::Logged
+        self.state == State::Logged || (self.state == State::Flushed && self.trailers.is_none())
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {

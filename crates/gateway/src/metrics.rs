@@ -1,38 +1,27 @@
-//! Request counters for the Prometheus plugin: what APISIX's exporter counts (`reference/apisix.md`
-//! §5.4 `prometheus`), kept with atomics in the gateway so that they outlive snapshot swaps, and
-//! printed by [`Metrics::render_prometheus`].
+//! The node's Prometheus metrics, with APISIX's names (`reference/apisix.md` §5.4
+//! `prometheus`), and the exporter that serves them ([`server`], APISIX's
+//! `127.0.0.1:9091/apisix/prometheus/metrics`).
 //!
-//! One *series* per (workspace, route, matched URI, matched host, consumer, node, status code)
-//! holds that combination's latency histograms and byte counts; the request count is the count
-//! of its request-latency histogram. Series are found through 16 shards, each an immutable
-//! sorted list swapped whole when a series is added (rare: new combinations only), so that the
-//! per-request lookup takes no lock. A series' counters are striped by thread, each stripe on
-//! its own cache lines, so that threads serving the same route do not fight over one line.
+//! Two sources make up the exposition:
+//!
+//! * node-wide counters kept here for every request and connection, plugin or not:
+//!   `apisix_http_requests_total` and `apisix_nginx_http_current_connections` (what nginx's
+//!   stub_status reports), plus, per scrape, `apisix_etcd_reachable`,
+//!   `apisix_etcd_modify_indexes` and `apisix_node_info`;
+//! * the per-route counters of the prometheus plugin (`apisix_http_status`,
+//!   `apisix_http_latency`, `apisix_bandwidth`), which count only the requests of routes whose
+//!   plugins include it — recorded by the plugin's `log` phase into the registry in the
+//!   snapshot's [`PluginState`](portico_snapshot::runtime::PluginState).
+//!
+//! Each request is counted once on each side; nothing here is per route.
 
 mod render;
-mod series;
+pub mod server;
 
-use std::net::IpAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
-
-use series::{stripe_index, Series, SeriesKey};
-
-/// `http_latency` bucket boundaries in milliseconds (APISIX's `DEFAULT_BUCKETS`).
-pub const LATENCY_BUCKETS_MS: [u64; 15] = [
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
-];
-
-const SHARDS: usize = 16;
-
-/// The gateway's request counters. Cheap to update from any thread; survives snapshot swaps
-/// (it lives in the gateway, and series are keyed by names, not by compiled objects).
+/// The node-wide request and connection counters. Cheap to update from any thread.
 pub struct Metrics {
-    shards: [Shard; SHARDS],
-    stripes: usize,
     /// Requests begun (`http_requests_total`, nginx's `requests`).
     requests: Striped,
     /// Requests whose response has ended.
@@ -41,30 +30,13 @@ pub struct Metrics {
     closed: Striped,
 }
 
-#[derive(Default)]
-struct Shard {
-    /// Series sorted by key hash.
-    list: ArcSwap<Vec<(u64, Arc<Series>)>>,
-    /// Held while a series is added.
-    adding: Mutex<()>,
-}
-
-/// One finished request, as the counters see it.
-pub(crate) struct Observation<'a> {
-    pub workspace: &'a str,
-    pub route: &'a str,
-    pub matched_uri: &'a str,
-    pub matched_host: &'a str,
-    pub consumer: &'a str,
-    pub node: Option<IpAddr>,
-    pub status: u16,
-    /// From the request head to the end of the response body.
-    pub total: Duration,
-    /// Time spent in upstream tries, when there were any.
-    pub upstream: Option<Duration>,
-    /// Bytes received (`request_length`) and sent (`bytes_sent`).
-    pub ingress: u64,
-    pub egress: u64,
+/// What a scrape learns about the config store (etcd, or the embedded store of `portico up`).
+#[derive(Debug, Clone, Default)]
+pub struct StoreStatus {
+    /// Whether the store answered (`apisix_etcd_reachable`); `None` leaves the metric out.
+    pub reachable: Option<bool>,
+    /// The store's current revision (`etcd_modify_indexes{key="x_etcd_index"}`).
+    pub revision: Option<i64>,
 }
 
 impl Default for Metrics {
@@ -80,13 +52,7 @@ impl Metrics {
             .map_or(4, |n| n.get())
             .next_power_of_two()
             .clamp(1, 16);
-        Metrics::with_stripes(stripes)
-    }
-
-    fn with_stripes(stripes: usize) -> Metrics {
         Metrics {
-            shards: Default::default(),
-            stripes,
             requests: Striped::new(stripes),
             finished: Striped::new(stripes),
             accepted: Striped::new(stripes),
@@ -99,6 +65,11 @@ impl Metrics {
         self.requests.add(1);
     }
 
+    /// Counts a request whose response has ended (or was abandoned).
+    pub(crate) fn request_finished(&self) {
+        self.finished.add(1);
+    }
+
     /// Counts a client connection accepted.
     pub(crate) fn connection_opened(&self) {
         self.accepted.add(1);
@@ -109,55 +80,8 @@ impl Metrics {
         self.closed.add(1);
     }
 
-    /// Counts a request whose response has ended (or was abandoned).
-    pub(crate) fn observe(&self, o: &Observation<'_>) {
-        self.finished.add(1);
-        let hash = series::hash(o);
-        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
-        let stripe = stripe_index() & (self.stripes - 1);
-        {
-            let list = shard.list.load();
-            if let Some(series) = find(&list, hash, o) {
-                series.record(stripe, o);
-                return;
-            }
-        }
-        self.add(shard, hash, o).record(stripe, o);
-    }
-
-    /// Adds the series for `o` (or finds the one another thread just added).
-    #[cold]
-    fn add(&self, shard: &Shard, hash: u64, o: &Observation<'_>) -> Arc<Series> {
-        let _adding = shard.adding.lock().unwrap_or_else(|e| e.into_inner());
-        let list = shard.list.load_full();
-        if let Some(series) = find(&list, hash, o) {
-            return series.clone();
-        }
-        let series = Arc::new(Series::new(SeriesKey::from(o), self.stripes));
-        let mut next = Vec::with_capacity(list.len() + 1);
-        next.extend(list.iter().cloned());
-        let at = next.partition_point(|(h, _)| *h <= hash);
-        next.insert(at, (hash, series.clone()));
-        shard.list.store(Arc::new(next));
-        series
-    }
-
-    /// Every series, in no particular order.
-    fn series(&self) -> Vec<Arc<Series>> {
-        self.shards
-            .iter()
-            .flat_map(|s| {
-                s.list
-                    .load()
-                    .iter()
-                    .map(|(_, s)| s.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
     /// Client connections accepted, open, and requests in progress.
-    pub(crate) fn connections(&self) -> Connections {
+    pub fn connections(&self) -> Connections {
         let accepted = self.accepted.sum();
         Connections {
             active: accepted.saturating_sub(self.closed.sum()),
@@ -170,41 +94,30 @@ impl Metrics {
     pub fn requests_total(&self) -> u64 {
         self.requests.sum()
     }
-
-    /// Prometheus text exposition of every counter, with APISIX's metric names (`apisix_`
-    /// prefix) and labels, plus a `workspace` label on the per-route metrics.
-    pub fn render_prometheus(&self) -> String {
-        self.render_prometheus_with_prefix("apisix_")
-    }
-
-    /// The same with another metric name prefix (APISIX's `metric_prefix`).
-    pub fn render_prometheus_with_prefix(&self, prefix: &str) -> String {
-        render::render(self, prefix)
-    }
 }
 
-fn find<'l>(
-    list: &'l [(u64, Arc<Series>)],
-    hash: u64,
-    o: &Observation<'_>,
-) -> Option<&'l Arc<Series>> {
-    let start = list.partition_point(|(h, _)| *h < hash);
-    list[start..]
-        .iter()
-        .take_while(|(h, _)| *h == hash)
-        .map(|(_, s)| s)
-        .find(|s| s.key.matches(o))
+impl crate::Gateway {
+    /// The whole Prometheus text exposition of this node: its own counters, the prometheus
+    /// plugin's per-route counters, the config store's status and the node's facts.
+    pub fn render_metrics(&self, store: &StoreStatus, hostname: &str) -> String {
+        render::render(self, store, hostname, "apisix_")
+    }
 }
 
 /// A counter split across cache lines by thread; summed when read.
 struct Striped {
-    cells: Box<[series::Padded]>,
+    cells: Box<[Padded]>,
 }
+
+/// A lone atomic on its own cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
 
 impl Striped {
     fn new(stripes: usize) -> Striped {
         Striped {
-            cells: (0..stripes).map(|_| series::Padded::default()).collect(),
+            cells: (0..stripes).map(|_| Padded::default()).collect(),
         }
     }
 
@@ -223,8 +136,25 @@ impl Striped {
     }
 }
 
+/// This thread's stripe number (threads are numbered as they first count something).
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    INDEX.with(|i| {
+        let mut v = i.get();
+        if v == usize::MAX {
+            v = NEXT.fetch_add(1, Ordering::Relaxed);
+            i.set(v);
+        }
+        v
+    })
+}
+
 /// Connection gauges as nginx's stub_status reports them.
-pub(crate) struct Connections {
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
     pub active: u64,
     pub accepted: u64,
     /// Requests begun whose response has not ended.

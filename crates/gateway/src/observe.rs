@@ -25,7 +25,6 @@ use tokio::task::futures::TaskLocalFuture;
 
 use crate::access_log::AccessRecord;
 use crate::body::{BodyError, GatewayBody};
-use crate::metrics::Observation;
 use crate::proxy::ConnInfo;
 use crate::trace::{self, Trace};
 use crate::{forward, Gateway};
@@ -76,8 +75,6 @@ impl<F: Future> Drop for Abandoned<'_, F> {
 /// What is known of a request before it is answered.
 pub(crate) struct Pending {
     start: Instant,
-    /// Request line and header bytes, plus the declared body length (`request_length`).
-    ingress: u64,
     /// What the access log prints; `None` when the log is off.
     facts: Option<Facts>,
 }
@@ -96,8 +93,6 @@ impl Pending {
     fn begin<B>(gateway: &Gateway, req: &Request<B>, info: &ConnInfo, refused: bool) -> Self {
         let start = Instant::now();
         gateway.metrics.request_begun();
-        let target = req.uri().path_and_query().map_or(1, |pq| pq.as_str().len());
-        let mut ingress = (req.method().as_str().len() + target + 12) as u64;
         // A refused head's request is a stand-in: log the client and the status only.
         let mut facts = gateway.access_log.is_on().then(|| Facts {
             remote_addr: match refused {
@@ -112,13 +107,8 @@ impl Pending {
             request_id: None,
         });
         for (name, value) in req.headers() {
-            ingress += (name.as_str().len() + value.len() + 4) as u64;
-            if *name == header::CONTENT_LENGTH {
-                let declared = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
-                ingress += declared.unwrap_or(0);
-            }
             let Some(f) = facts.as_mut().filter(|_| !refused) else {
-                continue;
+                break;
             };
             let slot = match *name {
                 header::HOST => &mut f.http_host,
@@ -137,11 +127,7 @@ impl Pending {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
         }
-        Pending {
-            start,
-            ingress,
-            facts,
-        }
+        Pending { start, facts }
     }
 
     fn respond(
@@ -174,30 +160,14 @@ impl Pending {
         )
     }
 
-    /// Counts the request and sends its record.
-    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, head: u64, sent: u64) {
+    /// Counts the request and sends its record (`_head`: bytes of the response head; the
+    /// per-route byte counts are the prometheus plugin's).
+    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, _head: u64, sent: u64) {
         let end = Instant::now();
         let mut trace = trace.unwrap_or_default();
-        let upstream = trace.close_tries(end);
+        trace.close_tries(end);
         let total = end.saturating_duration_since(self.start);
-        let (matched_uri, matched_host) = trace.matched();
-        let route = trace.route.as_deref();
-        gateway.metrics.observe(&Observation {
-            workspace: route.map_or("", |r| r.workspace.as_str()),
-            route: route.map_or("", |r| r.id.as_str()),
-            matched_uri,
-            matched_host,
-            consumer: trace
-                .consumer
-                .as_deref()
-                .map_or("", |c| c.username.as_str()),
-            node: trace.node().map(|a| a.ip()),
-            status,
-            total,
-            upstream,
-            ingress: self.ingress,
-            egress: head + sent,
-        });
+        gateway.metrics.request_finished();
         let Some(f) = self.facts else { return };
         gateway.access_log.send(AccessRecord {
             remote_addr: f.remote_addr,

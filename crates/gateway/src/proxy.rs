@@ -131,6 +131,11 @@ impl Gateway {
         ctx.scheme = conn.scheme;
         ctx.version = parts.version;
         ctx.log.request_length = request_length(&ctx);
+        if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
+            if let Some(matched) = crate::trace::matched_route() {
+                ctx.data.insert(matched);
+            }
+        }
         let mut body = ClientBody::Stream(body);
         if entry.plugins.wants_request_body() {
             match self.read_body(body).await {
@@ -153,7 +158,7 @@ impl Gateway {
             Flow::Wait(_) => unreachable!("access_phase settles every wait"),
         }
         parts.method = ctx.method.clone();
-        parts.headers = std::mem::take(&mut ctx.headers);
+        parts.headers = ctx.headers.clone(); // header_filter, body_filter and log read them too
         if let Some(bytes) = ctx.request_body.take() {
             set_body_length(&mut parts.headers, bytes.len());
             body = ClientBody::Buffered(bytes);
@@ -301,24 +306,22 @@ impl Gateway {
         plugins: Option<&mut Ctx>,
         picked: Option<Arc<Upstream>>,
     ) -> Result<Response<GatewayBody>, ProxyError> {
-        let mut hash_key = hash_key;
         let upstream = match picked {
-            Some(up) => {
-                // A plugin's upstream hashes on its own key.
-                hash_key = match (&up.hash_key, plugins.as_deref()) {
-                    (Some(k), Some(ctx)) => Some(
-                        k.resolve(|name| ctx.var(name).map(|v| Cow::Owned(v.into_owned())))
-                            .into_owned(),
-                    ),
-                    _ => None,
-                };
-                up
-            }
+            Some(up) => up,
             None => match &entry.upstream {
                 RouteUpstream::Ready(up) => up.clone(),
                 RouteUpstream::Missing(id) => return Err(ProxyError::MissingUpstream(id.clone())),
                 RouteUpstream::None => return Err(ProxyError::NoUpstream),
             },
+        };
+        // After the plugins ran, the chash key reads the request as they left it (real-ip's
+        // address, rewritten headers), as APISIX computes it in its balancer phase.
+        let hash_key = match (&upstream.hash_key, plugins.as_deref()) {
+            (Some(k), Some(ctx)) => Some(
+                k.resolve(|name| ctx.var(name).map(|v| Cow::Owned(v.into_owned())))
+                    .into_owned(),
+            ),
+            _ => hash_key,
         };
         let websocket = entry.route.enable_websocket && is_websocket(&parts.headers);
         let client_upgrade = if websocket {

@@ -77,14 +77,6 @@ impl Trace {
         )
     }
 
-    /// The address of the last try (nginx's `$balancer_ip`), if it had one.
-    pub fn node(&self) -> Option<SocketAddr> {
-        match self.tries.last()?.addr {
-            TryAddr::Socket(addr) => Some(addr),
-            TryAddr::Name(_) => None,
-        }
-    }
-
     /// Ends the answering try at `end`, and returns the time spent in all tries.
     pub fn close_tries(&mut self, end: Instant) -> Option<Duration> {
         let mut total = None::<Duration>;
@@ -133,6 +125,23 @@ pub(crate) fn matched(found: &Match<'_, Arc<RouteEntry>>) {
         });
         t.route = Some(route.clone());
     });
+}
+
+/// The matched route's URI pattern and host as configured, for the plugins' context
+/// (prometheus' `matched_uri` and `matched_host`); `None` outside a trace scope.
+pub(crate) fn matched_route() -> Option<portico_snapshot::runtime::prometheus::MatchedRoute> {
+    TRACE
+        .try_with(|t| {
+            let t = t.try_borrow().ok()?;
+            t.route.as_ref()?;
+            let (uri, host) = t.matched();
+            Some(portico_snapshot::runtime::prometheus::MatchedRoute {
+                uri: uri.to_string(),
+                host: host.to_string(),
+            })
+        })
+        .ok()
+        .flatten()
 }
 
 /// Notes the consumer the access phase attached, if any.

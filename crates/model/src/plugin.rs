@@ -36,6 +36,9 @@ pub struct PluginSpec {
     pub metadata_encrypt_fields: &'static [&'static str],
     /// Semantic checks run after `schema` passed (not after `consumer_schema`/`metadata_schema`).
     pub check: Option<CheckFn>,
+    /// Semantic checks run after `consumer_schema` passed, on consumers and credentials
+    /// (APISIX's `check_schema(conf, TYPE_CONSUMER)`, e.g. jwt-auth's key checks).
+    pub consumer_check: Option<CheckFn>,
     /// Rewrites a failure of `schema` (APISIX does so for limit-count's count/rules conflict).
     pub schema_error: Option<SchemaErrorFn>,
     /// The consumer-schema field whose value must be unique among the consumers and credentials
@@ -57,6 +60,7 @@ impl PluginSpec {
             consumer_encrypt_fields: &[],
             metadata_encrypt_fields: &[],
             check: None,
+            consumer_check: None,
             schema_error: None,
             consumer_key_field: None,
         }

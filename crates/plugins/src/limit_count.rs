@@ -12,8 +12,13 @@
 //! response. Over the quota: `rejected_code` (503) with `{"error_msg":"<rejected_msg>"}` or the
 //! nginx page.
 //!
-//! Refused when built (the object is left out, see [`crate::Compiler`]): `policy` `redis`,
-//! `redis-cluster`, `redis-sentinel` and `window_type: sliding` — not implemented yet.
+//! With `policy: redis`, `redis-cluster` or `redis-sentinel` the windows live in Redis instead
+//! (see `limit_count/redis.rs`), shared by every gateway node using that Redis: the access
+//! phase waits for the round trip. A Redis failure answers 500 `{"error_msg":"failed to limit
+//! count"}`, or lets the request pass with `allow_degradation`.
+//!
+//! Refused on write and when built: `window_type: sliding` and a `sync_interval` (delayed
+//! synchronisation) — not implemented yet; `redis_role: slave` (a replica cannot count).
 //! Not checked here: `group conf mismatched` (all configurations of one `group` must be equal).
 
 use std::sync::Arc;
@@ -33,8 +38,11 @@ use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
 /// Plugin name.
 pub const NAME: &str = "limit-count";
 
+mod redis;
 mod schema;
 pub use schema::{metadata_schema, schema};
+
+use self::redis::RedisCounter;
 
 /// The registry row of limit-count.
 pub fn spec() -> PluginSpec {
@@ -166,7 +174,26 @@ struct Rule {
     count: Amount,
     window: Amount,
     key: Key,
-    headers: QuotaHeaders,
+}
+
+/// Where the windows are counted.
+#[derive(Debug)]
+enum Store {
+    /// `policy: local`: this node's memory.
+    Local(Arc<Counters>),
+    /// `policy: redis` / `redis-cluster`.
+    Redis(Arc<RedisCounter>),
+}
+
+/// How counted requests are answered: shared with the step that runs after a Redis round trip.
+#[derive(Debug)]
+struct Answer {
+    /// Quota header names, per rule.
+    headers: Vec<QuotaHeaders>,
+    rejected_code: StatusCode,
+    rejected_msg: Option<String>,
+    allow_degradation: bool,
+    show_headers: bool,
 }
 
 /// A limit-count instance.
@@ -177,12 +204,12 @@ pub struct LimitCount {
     from_rules: bool,
     /// `<owner>:<crc32>` or the group name: the counter key prefix.
     prefix: String,
-    rejected_code: StatusCode,
-    rejected_msg: Option<String>,
-    allow_degradation: bool,
-    show_headers: bool,
-    counters: Arc<Counters>,
+    answer: Arc<Answer>,
+    store: Store,
 }
+
+/// A rule resolved for one request: its index, counter key, count and window (seconds).
+type Resolved = (usize, String, u64, u64);
 
 /// JSON with object keys sorted (`core.json.stably_encode`), for the configuration checksum.
 fn stable_json(v: &Value, out: &mut String) {
@@ -237,18 +264,21 @@ fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<Quota
 /// Builds limit-count from a checked configuration.
 pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
     let c: Config = typed(conf)?;
-    if c.policy != "local" {
-        return Err(format!(
-            "policy {} is not supported yet (only local counters are)",
-            c.policy
-        ));
-    }
     if c.window_type != "fixed" {
         return Err(format!(
             "window_type {} is not supported yet",
             c.window_type
         ));
     }
+    let store = match c.policy.as_str() {
+        "local" => Store::Local(env.state.counters.clone()),
+        policy => Store::Redis(Arc::new(RedisCounter::build(
+            policy,
+            conf,
+            &env.state.redis,
+        )?)),
+    };
+    let mut headers = Vec::new();
     let rules = match &c.rules {
         Some(rules) => rules
             .iter()
@@ -258,11 +288,11 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
                     .header_prefix
                     .clone()
                     .unwrap_or_else(|| (i + 1).to_string());
+                headers.push(quota_headers(env.metadata, Some(&prefix))?);
                 Ok(Rule {
                     count: Amount::new(&r.count)?,
                     window: Amount::new(&r.time_window)?,
                     key: Key::Combination(Template::new(&r.key)),
-                    headers: quota_headers(env.metadata, Some(&prefix))?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?,
@@ -275,11 +305,11 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
                 "constant" => Key::Constant(c.key.clone()),
                 _ => Key::Var(c.key.clone()),
             };
+            headers.push(quota_headers(env.metadata, None)?);
             vec![Rule {
                 count: Amount::new(count)?,
                 window: Amount::new(window)?,
                 key,
-                headers: quota_headers(env.metadata, None)?,
             }]
         }
     };
@@ -295,11 +325,14 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
         rules,
         from_rules: c.rules.is_some(),
         prefix,
-        rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
-        rejected_msg: c.rejected_msg,
-        allow_degradation: c.allow_degradation,
-        show_headers: c.show_limit_quota_header,
-        counters: env.state.counters.clone(),
+        answer: Arc::new(Answer {
+            headers,
+            rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
+            rejected_msg: c.rejected_msg,
+            allow_degradation: c.allow_degradation,
+            show_headers: c.show_limit_quota_header,
+        }),
+        store,
     }))
 }
 
@@ -308,7 +341,8 @@ fn reset_text(reset: Duration) -> String {
     portico_model::schema::format_number((reset.as_secs_f64() * 100.0).floor() / 100.0)
 }
 
-impl LimitCount {
+impl Answer {
+    /// A rule could not be resolved: 500 (nginx page), or pass with `allow_degradation`.
     fn failure(&self, err: &str) -> Flow {
         tracing::error!("failed to get rate limit rules: {err}");
         if self.allow_degradation {
@@ -317,18 +351,95 @@ impl LimitCount {
         Flow::Respond(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
     }
 
-    fn set_headers(&self, ctx: &mut Ctx, h: &QuotaHeaders, limit: u64, left: u64, reset: &str) {
-        if !self.show_headers {
-            return;
+    /// The counter store failed: 500 `failed to limit count`, or pass with
+    /// `allow_degradation`.
+    fn store_failure(&self, err: &crate::redis::Error) -> Flow {
+        tracing::error!("failed to limit count: {err}");
+        if self.allow_degradation {
+            return Flow::Continue;
         }
+        Flow::Respond(Reply::error_msg(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to limit count",
+        ))
+    }
+
+    fn set_headers(&self, ctx: &mut Ctx, rule: usize, limit: u64, left: u64, reset: Duration) {
+        let Some(h) = self.headers.get(rule).filter(|_| self.show_headers) else {
+            return;
+        };
         for (name, value) in [
             (&h.limit, limit.to_string()),
             (&h.remaining, left.to_string()),
-            (&h.reset, reset.to_string()),
+            (&h.reset, reset_text(reset)),
         ] {
             ctx.set_response_header(name.as_str(), &value);
         }
     }
+
+    /// Sets rule `rule`'s quota headers; the reply when the request is over the quota.
+    fn counted(&self, ctx: &mut Ctx, rule: usize, limit: u64, count: Count) -> Option<Flow> {
+        match count {
+            Count::Allowed { remaining, reset } => {
+                self.set_headers(ctx, rule, limit, remaining, reset);
+                None
+            }
+            Count::Rejected { reset } => {
+                self.set_headers(ctx, rule, limit, 0, reset);
+                Some(Flow::Respond(match &self.rejected_msg {
+                    Some(msg) => Reply::error_msg(self.rejected_code, msg),
+                    None => Reply::page(self.rejected_code),
+                }))
+            }
+        }
+    }
+}
+
+impl LimitCount {
+    /// Every rule that applies to this request, resolved (APISIX `get_rules`), before any is
+    /// counted; or why one cannot be resolved.
+    fn resolve(&self, ctx: &Ctx) -> Result<Vec<Resolved>, String> {
+        let mut resolved = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let value = match &rule.key {
+                Key::Var(name) => ctx.var(name).map(|v| v.into_owned()),
+                Key::Combination(t) => Some(t.render(ctx)).filter(|(_, n)| *n > 0).map(|(s, _)| s),
+                Key::Constant(s) => Some(s.clone()),
+            };
+            if value.is_none() && self.from_rules {
+                continue; // A rule whose key resolves to nothing does not apply.
+            }
+            let (limit, window) = match (rule.count.resolve(ctx), rule.window.resolve(ctx)) {
+                (Ok(limit), Ok(window)) => (limit, window),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            let value = value.or_else(|| ctx.var("remote_addr").map(|v| v.into_owned()));
+            let key = format!("{}:{}", self.prefix, value.unwrap_or_default());
+            resolved.push((i, key, limit, window));
+        }
+        if resolved.is_empty() {
+            return Err("no rule applies to this request".to_string());
+        }
+        Ok(resolved)
+    }
+}
+
+/// Counts the rules in Redis one after the other, stopping at the first that is over its
+/// quota or fails; the outcomes in rule order.
+async fn count_in_redis(
+    redis: Arc<RedisCounter>,
+    rules: Vec<Resolved>,
+) -> Vec<(usize, u64, Result<Count, crate::redis::Error>)> {
+    let mut outcomes = Vec::with_capacity(rules.len());
+    for (i, key, limit, window) in rules {
+        let count = redis.clone().incoming(key, limit, window).await;
+        let go_on = matches!(count, Ok(Count::Allowed { .. }));
+        outcomes.push((i, limit, count));
+        if !go_on {
+            break;
+        }
+    }
+    outcomes
 }
 
 impl Plugin for LimitCount {
@@ -341,48 +452,44 @@ impl Plugin for LimitCount {
     }
 
     fn access(&self, ctx: &mut Ctx) -> Flow {
-        // Resolve every rule before counting any (APISIX `get_rules`).
-        let mut resolved = Vec::with_capacity(self.rules.len());
-        for rule in &self.rules {
-            let value = match &rule.key {
-                Key::Var(name) => ctx.var(name).map(|v| v.into_owned()),
-                Key::Combination(t) => Some(t.render(ctx)).filter(|(_, n)| *n > 0).map(|(s, _)| s),
-                Key::Constant(s) => Some(s.clone()),
-            };
-            if value.is_none() && self.from_rules {
-                continue; // A rule whose key resolves to nothing does not apply.
-            }
-            match (rule.count.resolve(ctx), rule.window.resolve(ctx)) {
-                (Ok(limit), Ok(window)) => resolved.push((rule, value, limit, window)),
-                (Err(e), _) | (_, Err(e)) => return self.failure(&e),
-            }
-        }
-        if resolved.is_empty() {
-            return self.failure("no rule applies to this request");
-        }
-        for (rule, value, limit, window) in resolved {
-            let value = value.or_else(|| ctx.var("remote_addr").map(|v| v.into_owned()));
-            let key = format!("{}:{}", self.prefix, value.unwrap_or_default());
-            let window = Duration::from_secs(window);
-            match self
-                .counters
-                .incoming(&key, limit, window, 1, Instant::now())
-            {
-                Count::Allowed { remaining, reset } => {
-                    self.set_headers(ctx, &rule.headers, limit, remaining, &reset_text(reset));
+        let rules = match self.resolve(ctx) {
+            Ok(rules) => rules,
+            Err(e) => return self.answer.failure(&e),
+        };
+        match &self.store {
+            Store::Local(counters) => {
+                for (i, key, limit, window) in rules {
+                    let window = Duration::from_secs(window);
+                    let count = counters.incoming(&key, limit, window, 1, Instant::now());
+                    if let Some(flow) = self.answer.counted(ctx, i, limit, count) {
+                        return flow;
+                    }
                 }
-                Count::Rejected { reset } => {
-                    self.set_headers(ctx, &rule.headers, limit, 0, &reset_text(reset));
-                    return Flow::Respond(match &self.rejected_msg {
-                        Some(msg) => Reply::error_msg(self.rejected_code, msg),
-                        None => Reply::page(self.rejected_code),
-                    });
-                }
+                Flow::Continue
+            }
+            Store::Redis(redis) => {
+                let answer = self.answer.clone();
+                Flow::wait_then(
+                    count_in_redis(redis.clone(), rules),
+                    move |ctx, outcomes| {
+                        for (i, limit, count) in outcomes {
+                            let flow = match count {
+                                Ok(count) => answer.counted(ctx, i, limit, count),
+                                Err(e) => Some(answer.store_failure(&e)),
+                            };
+                            if let Some(flow) = flow {
+                                return flow;
+                            }
+                        }
+                        Flow::Continue
+                    },
+                )
             }
         }
-        Flow::Continue
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_redis;

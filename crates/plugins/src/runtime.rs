@@ -167,6 +167,18 @@ pub trait Plugin: Send + Sync + fmt::Debug {
 pub struct PluginState {
     /// limit-count's local counters.
     pub counters: Arc<Counters>,
+    /// limit-req's leaky buckets.
+    pub limit_req: Arc<crate::limit_req::Buckets>,
+    /// limit-conn's requests in flight per key.
+    pub limit_conn: Arc<crate::limit_conn::Connections>,
+    /// api-breaker's per-path breakers.
+    pub api_breaker: Arc<crate::api_breaker::Breakers>,
+    /// Redis connection pools of the `redis` and `redis-cluster` policies.
+    pub redis: Arc<crate::redis::Pools>,
+    /// The prometheus plugin's per-route request counters.
+    pub prometheus: Arc<crate::prometheus::Registry>,
+    /// The batch loggers' pending entries, per plugin.
+    pub log_backlog: Arc<crate::batch::Backlogs>,
 }
 
 /// What a plugin's `build` function gets besides its configuration.

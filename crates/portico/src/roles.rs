@@ -8,6 +8,7 @@ use std::time::Duration;
 use portico_control::manage::{register_control_plane, NodeThresholds, SystemStoreInfo};
 use portico_control::{AdminKey, ManageApi, Role};
 use portico_gateway::access_log::{AccessLog, AccessLogConfig, Destination};
+use portico_gateway::metrics;
 use portico_gateway::node::NodeSettings;
 use portico_gateway::registration::{self, Drain, RegistrationSettings};
 use portico_gateway::status::Readiness;
@@ -121,6 +122,22 @@ pub async fn run(command: Command) -> Result<(), String> {
                 stopped(stop_rx.clone()),
             )));
         }
+        let metrics = bind(&settings.metrics_addr, "metrics").await?;
+        out.line(&format!(
+            "metrics: http://{}{}",
+            local(&metrics)?,
+            metrics::server::EXPORT_URI
+        ));
+        let exporter = metrics::server::Exporter {
+            gateway: gateway.clone(),
+            store: Some(store.clone()),
+            hostname: hostname(),
+        };
+        tasks.push(tokio::spawn(metrics::server::serve(
+            metrics,
+            exporter,
+            stopped(stop_rx.clone()),
+        )));
         let drain = Drain::default();
         let status = bind(&settings.status_addr, "status").await?;
         out.line(&format!("status: http://{}/status/ready", local(&status)?));

@@ -150,7 +150,7 @@ fn a_missing_or_broken_template_answers_503() {
     w.route("a", Some("nope"))
         .put(
             "ws/default/plugin_configs/bad",
-            json!({"id": "bad", "plugins": {"limit-count": {"count": 1, "time_window": 1, "policy": "redis", "redis_host": "127.0.0.1"}}}),
+            json!({"id": "bad", "plugins": {"limit-count": {"count": 1, "time_window": 1, "window_type": "sliding"}}}),
         )
         .route("b", Some("bad"));
     w.compile();

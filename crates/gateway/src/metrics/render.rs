@@ -1,88 +1,70 @@
-//! Prometheus text exposition (format 0.0.4) of the counters, with the names, help texts,
-//! label order and bucket labels of APISIX's exporter (`apisix/plugins/prometheus/exporter.lua`
-//! on nginx-lua-prometheus, whose `le` values carry leading zeros: `le="00005.0"`).
+//! The node's text exposition (format 0.0.4): families in APISIX's (alphabetical) order, the
+//! per-route families rendered by the prometheus plugin's registry.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::IpAddr;
 
-use super::series::{APISIX, REQUEST, UPSTREAM};
-use super::{Metrics, LATENCY_BUCKETS_MS};
+use portico_snapshot::runtime::prometheus::escape;
 
-/// The labels latency and bandwidth are grouped by: workspace, route, consumer, node.
-type Group<'a> = (&'a str, &'a str, &'a str, Option<IpAddr>);
+use super::StoreStatus;
+use crate::Gateway;
 
-pub(super) fn render(metrics: &Metrics, prefix: &str) -> String {
-    let mut series = metrics.series();
-    series.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut out = String::with_capacity(256 + series.len() * 1024);
-
-    // Bandwidth and latency carry no URI, host or code: sum the series that differ only there.
-    let mut bandwidth: BTreeMap<Group<'_>, (u64, u64)> = BTreeMap::new();
-    let mut latency: BTreeMap<(usize, Group<'_>), ([u64; 16], u64)> = BTreeMap::new();
-    for s in &series {
-        let k = &s.key;
-        let group = (&*k.workspace, &*k.route, &*k.consumer, k.node);
-        let (i, e) = s.bandwidth();
-        let b = bandwidth.entry(group).or_default();
-        *b = (b.0 + i, b.1 + e);
-        for kind in [REQUEST, UPSTREAM, APISIX] {
-            let (buckets, sum) = s.histogram(kind);
-            if buckets[15] == 0 {
-                continue;
-            }
-            let h = latency.entry((kind, group)).or_insert(([0; 16], 0));
-            for (t, b) in h.0.iter_mut().zip(buckets) {
-                *t += b;
-            }
-            h.1 += sum;
-        }
-    }
+pub(super) fn render(
+    gateway: &Gateway,
+    store: &StoreStatus,
+    hostname: &str,
+    prefix: &str,
+) -> String {
+    let snapshot = gateway.snapshot();
+    let routes = snapshot.plugins.state.prometheus.render(prefix);
+    let metrics = gateway.metrics();
+    let mut out = String::with_capacity(
+        1024 + routes.bandwidth.len() + routes.http_latency.len() + routes.http_status.len(),
+    );
+    out.push_str(&routes.bandwidth);
 
     header(
         &mut out,
         prefix,
-        "bandwidth",
-        "counter",
-        "Total bandwidth in bytes consumed per service in APISIX",
+        "etcd_modify_indexes",
+        "gauge",
+        "Etcd modify index for APISIX keys",
     );
-    for (group, (ingress, egress)) in &bandwidth {
-        for (kind, value) in [("egress", egress), ("ingress", ingress)] {
-            let _ = write!(out, "{prefix}bandwidth{{type=\"{kind}\",");
-            group_labels(&mut out, group);
-            let _ = writeln!(out, "}} {value}");
-        }
+    let max = |it: &mut dyn Iterator<Item = i64>| it.max().unwrap_or(0);
+    let routes_index = max(&mut snapshot.routes.values().map(|r| r.mod_revision));
+    let upstreams_index = max(&mut snapshot
+        .upstreams
+        .iter()
+        .filter(|(key, _)| key.contains("/upstreams/"))
+        .map(|(_, u)| u.mod_revision));
+    let ssls_index = max(&mut snapshot.certs.values().map(|(rev, _, _)| *rev));
+    let mut indexes = vec![
+        ("max_modify_index", snapshot.revision),
+        ("protos", 0),
+        ("routes", routes_index),
+        ("services", 0),
+        ("ssls", ssls_index),
+        ("stream_routes", 0),
+        ("upstreams", upstreams_index),
+    ];
+    if let Some(revision) = store.revision {
+        indexes.push(("x_etcd_index", revision));
+    }
+    for (key, value) in indexes {
+        let _ = writeln!(out, "{prefix}etcd_modify_indexes{{key=\"{key}\"}} {value}");
     }
 
-    header(
-        &mut out,
-        prefix,
-        "http_latency",
-        "histogram",
-        "HTTP request latency in milliseconds per service in APISIX",
-    );
-    for ((kind, group), (buckets, sum_us)) in &latency {
-        let kind = ["request", "upstream", "apisix"][*kind];
-        let mut labels = format!("type=\"{kind}\",");
-        group_labels(&mut labels, group);
-        for (i, count) in buckets.iter().enumerate() {
-            let le = match LATENCY_BUCKETS_MS.get(i) {
-                Some(ms) => format!("{:07.1}", *ms as f64),
-                None => "+Inf".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{prefix}http_latency_bucket{{{labels},le=\"{le}\"}} {count}"
-            );
-        }
-        let sum_ms = *sum_us as f64 / 1000.0;
-        let _ = writeln!(out, "{prefix}http_latency_sum{{{labels}}} {sum_ms}");
-        let _ = writeln!(
-            out,
-            "{prefix}http_latency_count{{{labels}}} {}",
-            buckets[15]
+    if let Some(reachable) = store.reachable {
+        header(
+            &mut out,
+            prefix,
+            "etcd_reachable",
+            "gauge",
+            "Config server etcd reachable from APISIX, 0 is unreachable",
         );
+        let _ = writeln!(out, "{prefix}etcd_reachable {}", u8::from(reachable));
     }
+
+    out.push_str(&routes.http_latency);
 
     header(
         &mut out,
@@ -97,27 +79,7 @@ pub(super) fn render(metrics: &Metrics, prefix: &str) -> String {
         metrics.requests_total()
     );
 
-    header(
-        &mut out,
-        prefix,
-        "http_status",
-        "counter",
-        "HTTP status codes per service in APISIX",
-    );
-    for s in &series {
-        let k = &s.key;
-        let _ = write!(out, "{prefix}http_status{{code=\"{}\",route=\"", k.code);
-        escape(&mut out, &k.route);
-        out.push_str("\",matched_uri=\"");
-        escape(&mut out, &k.matched_uri);
-        out.push_str("\",matched_host=\"");
-        escape(&mut out, &k.matched_host);
-        out.push_str("\",service=\"\",consumer=\"");
-        escape(&mut out, &k.consumer);
-        let _ = write!(out, "\",node=\"{}\",workspace=\"", node(k.node));
-        escape(&mut out, &k.workspace);
-        let _ = writeln!(out, "\"}} {}", s.count());
-    }
+    out.push_str(&routes.http_status);
 
     let c = metrics.connections();
     header(
@@ -141,37 +103,21 @@ pub(super) fn render(metrics: &Metrics, prefix: &str) -> String {
             "{prefix}nginx_http_current_connections{{state=\"{state}\"}} {value}"
         );
     }
+
+    header(
+        &mut out,
+        prefix,
+        "node_info",
+        "gauge",
+        "Info of APISIX node",
+    );
+    let _ = write!(out, "{prefix}node_info{{hostname=\"");
+    escape(&mut out, hostname);
+    let _ = writeln!(out, "\",version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     out
 }
 
 fn header(out: &mut String, prefix: &str, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {prefix}{name} {help}");
     let _ = writeln!(out, "# TYPE {prefix}{name} {kind}");
-}
-
-/// `route="..",service="",consumer="..",node="..",workspace=".."` (no trailing comma).
-fn group_labels(out: &mut String, (workspace, route, consumer, ip): &Group<'_>) {
-    out.push_str("route=\"");
-    escape(out, route);
-    out.push_str("\",service=\"\",consumer=\"");
-    escape(out, consumer);
-    let _ = write!(out, "\",node=\"{}\",workspace=\"", node(*ip));
-    escape(out, workspace);
-    out.push('"');
-}
-
-fn node(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip.to_string()).unwrap_or_default()
-}
-
-/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
-fn escape(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }

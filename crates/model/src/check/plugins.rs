@@ -54,6 +54,9 @@ pub(crate) fn check_one(
                 }),
                 Err(e) => Err(e),
                 Ok(()) if uses_main_schema => spec.check.map_or(Ok(()), |check| check(&conf)),
+                Ok(()) if ty == SchemaType::Consumer => {
+                    spec.consumer_check.map_or(Ok(()), |check| check(&conf))
+                }
                 Ok(()) => Ok(()),
             }
         }

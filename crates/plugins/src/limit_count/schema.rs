@@ -76,6 +76,13 @@ pub fn metadata_schema() -> Value {
     })
 }
 
+/// Whether a delayed synchronisation interval is configured.
+fn present_sync(conf: &Value) -> bool {
+    conf.get("sync_interval")
+        .and_then(Value::as_f64)
+        .is_some_and(|s| s != NO_DELAYED_SYNC)
+}
+
 const CONFLICT: &str = "count/time_window and rules cannot be specified at the same time";
 
 fn present(conf: &Value, key: &str) -> bool {
@@ -133,10 +140,13 @@ pub(super) fn check(conf: &Value) -> Result<(), String> {
         }
     }
     // Refused at write time, so that nothing is accepted that the data plane would leave out.
-    if policy != "local" {
-        return Err(format!(
-            "policy {policy} is not supported yet (only local counters are)"
-        ));
+    crate::redis_schema::check(policy, conf)?;
+    match policy {
+        "local" | "redis" | "redis-cluster" | "redis-sentinel" => {}
+        other => return Err(format!("policy {other} is not supported")),
+    }
+    if policy != "local" && present_sync(conf) {
+        return Err("sync_interval (delayed synchronisation) is not supported yet".to_string());
     }
     if let Some(window) = conf
         .get("window_type")

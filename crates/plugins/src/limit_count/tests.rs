@@ -184,25 +184,83 @@ fn metadata_renames_headers() {
 }
 
 #[test]
-fn unsupported_policies_are_refused() {
+fn unsupported_options_are_refused() {
     let f = Fixture::new();
-    let err = build_in(
+    let refused = |conf: Value| build_in(&f, conf, "o").expect_err("refused");
+    let err = refused(json!({
+        "count": 1, "time_window": 1, "policy": "redis-sentinel", "redis_role": "slave",
+        "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}], "redis_master_name": "m"
+    }));
+    assert_eq!(
+        err,
+        "failed to check the configuration of plugin limit-count err: redis_role slave is not supported: replicas are read-only and the counters are written"
+    );
+    let err = refused(json!({"count": 1, "time_window": 1, "window_type": "sliding"}));
+    assert!(err.ends_with("window_type sliding is not supported yet"));
+    let err = refused(json!({
+        "count": 1, "time_window": 10, "policy": "redis", "redis_host": "127.0.0.1",
+        "sync_interval": 1
+    }));
+    assert!(
+        err.ends_with("sync_interval (delayed synchronisation) is not supported yet"),
+        "{err}"
+    );
+    // APISIX's own sync_interval checks come first.
+    let err = refused(json!({
+        "count": 1, "time_window": 10, "policy": "redis", "redis_host": "127.0.0.1",
+        "sync_interval": 0.01
+    }));
+    assert!(
+        err.ends_with("sync_interval should not be smaller than 0.1"),
+        "{err}"
+    );
+    let err = refused(json!({
+        "count": 1, "time_window": 1, "policy": "redis", "redis_host": "127.0.0.1",
+        "redis_port": 70000
+    }));
+    assert!(
+        err.ends_with("invalid redis_port 70000: must be at most 65535"),
+        "{err}"
+    );
+    let err = refused(json!({
+        "count": 1, "time_window": 1, "policy": "redis-cluster",
+        "redis_cluster_nodes": ["127.0.0.1:7000", "127.0.0.1:http"], "redis_cluster_name": "c"
+    }));
+    assert!(
+        err.ends_with(
+            "failed to parse address: 127.0.0.1:http err: invalid port in address 127.0.0.1:http"
+        ),
+        "{err}"
+    );
+    // The schema's own requirements (APISIX's `if`/`then` on the policy).
+    let err = refused(json!({"count": 1, "time_window": 1, "policy": "redis"}));
+    assert!(err.ends_with("err: then clause did not match"), "{err}");
+    let err = refused(json!({
+        "count": 1, "time_window": 1, "policy": "redis-cluster", "redis_cluster_nodes": ["a:1"]
+    }));
+    assert!(err.ends_with("err: else clause did not match"), "{err}");
+    // Redis policies build (nothing is contacted yet).
+    build_in(
         &f,
         json!({"count": 1, "time_window": 1, "policy": "redis", "redis_host": "127.0.0.1"}),
         "o",
     )
-    .expect_err("refused");
-    assert_eq!(
-        err,
-        "failed to check the configuration of plugin limit-count err: policy redis is not supported yet (only local counters are)"
-    );
-    let err = build_in(
+    .expect("redis builds");
+    build_in(
         &f,
-        json!({"count": 1, "time_window": 1, "window_type": "sliding"}),
+        json!({"count": 1, "time_window": 1, "policy": "redis-cluster",
+               "redis_cluster_nodes": ["127.0.0.1:7000"], "redis_cluster_name": "c"}),
         "o",
     )
-    .expect_err("refused");
-    assert!(err.ends_with("window_type sliding is not supported yet"));
+    .expect("redis-cluster builds");
+    build_in(
+        &f,
+        json!({"count": 1, "time_window": 1, "policy": "redis-sentinel",
+               "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}],
+               "redis_master_name": "m"}),
+        "o",
+    )
+    .expect("redis-sentinel builds");
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! One series of request counters: its key (the label values) and its striped atomics.
+//! One series of request counters: its key (the label values as recorded) and its striped
+//! atomics.
 
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::{Observation, LATENCY_BUCKETS_MS};
+use super::registry::{Masks, Observation, Source, LATENCY_BUCKETS_MS};
 
 /// Index of `http_latency`'s `type` label values in [`Stripe::latency`].
 pub(super) const REQUEST: usize = 0;
@@ -22,7 +23,8 @@ const BUCKETS_US: [u64; 15] = {
     us
 };
 
-/// The label values of a series, owned.
+/// The label values of a series, owned. `masks` are the labels the plugin's metadata disabled
+/// when the request was counted (blanked when rendered).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct SeriesKey {
     pub workspace: Box<str>,
@@ -32,6 +34,8 @@ pub(super) struct SeriesKey {
     pub consumer: Box<str>,
     pub node: Option<IpAddr>,
     pub code: u16,
+    pub source: Source,
+    pub masks: Masks,
 }
 
 impl SeriesKey {
@@ -39,6 +43,8 @@ impl SeriesKey {
     pub fn matches(&self, o: &Observation<'_>) -> bool {
         self.code == o.status
             && self.node == o.node
+            && self.source == o.source
+            && self.masks == o.masks
             && same(&self.route, o.route)
             && same(&self.workspace, o.workspace)
             && same(&self.matched_uri, o.matched_uri)
@@ -47,8 +53,7 @@ impl SeriesKey {
     }
 }
 
-/// String equality that skips `memcmp` for empty strings (measured at over 100 ns for a
-/// zero-length compare on some machines; empty labels are common).
+/// String equality that skips `memcmp` for empty strings (empty labels are common).
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && (a.is_empty() || a.as_bytes() == b.as_bytes())
 }
@@ -64,6 +69,8 @@ impl From<&Observation<'_>> for SeriesKey {
             consumer: o.consumer.into(),
             node: o.node,
             code: o.status,
+            source: o.source,
+            masks: o.masks,
         }
     }
 }
@@ -128,8 +135,8 @@ impl Series {
         s.egress.fetch_add(o.egress, Ordering::Relaxed);
     }
 
-    /// The histogram `kind` summed over stripes: cumulative bucket counts (`+Inf` last = the
-    /// count) and the sum in microseconds.
+    /// The histogram `kind` summed over stripes: per-bucket counts (not cumulative; `+Inf`
+    /// last) and the sum in microseconds.
     pub fn histogram(&self, kind: usize) -> ([u64; 16], u64) {
         let mut buckets = [0u64; 16];
         let mut sum = 0u64;
@@ -140,17 +147,15 @@ impl Series {
             }
             sum = sum.wrapping_add(h.sum_us.load(Ordering::Relaxed));
         }
-        let mut running = 0u64;
-        for b in &mut buckets {
-            running = running.wrapping_add(*b);
-            *b = running;
-        }
         (buckets, sum)
     }
 
     /// Requests counted (the request histogram's count).
     pub fn count(&self) -> u64 {
-        self.histogram(REQUEST).0[15]
+        self.histogram(REQUEST)
+            .0
+            .iter()
+            .fold(0, |a, b| a.wrapping_add(*b))
     }
 
     /// Bytes received and sent, summed over stripes.
@@ -163,11 +168,6 @@ impl Series {
         })
     }
 }
-
-/// A lone atomic on its own cache lines.
-#[derive(Default)]
-#[repr(align(128))]
-pub(super) struct Padded(pub AtomicU64);
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
@@ -205,7 +205,14 @@ pub(super) fn hash(o: &Observation<'_>) -> u64 {
             h.word((v >> 64) as u64 | 1);
         }
     }
-    h.word(u64::from(o.status));
+    let masks = o.masks.0;
+    h.word(
+        u64::from(o.status)
+            | (o.source as u64) << 16
+            | u64::from(masks[0]) << 24
+            | u64::from(masks[1]) << 40,
+    );
+    h.word(u64::from(masks[2]));
     fmix(h.0)
 }
 
