@@ -197,6 +197,7 @@ async fn plugin_list_and_schemas() {
         .expect(200)
         .json();
     assert!(consumer["properties"]["key"].is_object());
+    assert_eq!(consumer["encrypt_fields"], serde_json::json!(["key"]));
     let e = admin.get("/apisix/admin/plugins/nope").await.expect(404);
     assert_eq!(e.error(), "plugin not found in subsystem http");
     let e = admin

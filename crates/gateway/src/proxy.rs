@@ -136,6 +136,41 @@ impl Gateway {
                 ctx.data.insert(matched);
             }
         }
+        // The log phase runs even when the client leaves before its answer (nginx's 499).
+        let mut pending = Unanswered {
+            ctx: Some(ctx),
+            entry: entry.clone(),
+        };
+        let resp = self
+            .plugin_path(
+                snapshot,
+                &entry,
+                pending.ctx(),
+                parts,
+                body,
+                host_header,
+                hash_key,
+                conn,
+            )
+            .await;
+        let ctx = pending.answered();
+        Ok(finish(entry, ctx, resp))
+    }
+
+    /// The plugins' request phases and the upstream call of a route with plugins; the response
+    /// to pass through the response phases.
+    #[allow(clippy::too_many_arguments)]
+    async fn plugin_path(
+        &self,
+        snapshot: &Snapshot,
+        entry: &Arc<RouteEntry>,
+        ctx: &mut Ctx,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        host_header: Option<String>,
+        hash_key: Option<String>,
+        conn: &ConnInfo,
+    ) -> Response<GatewayBody> {
         let mut body = ClientBody::Stream(body);
         if entry.plugins.wants_request_body() {
             match self.read_body(body).await {
@@ -145,15 +180,15 @@ impl Gateway {
                 }
                 Err(e) => {
                     let resp = e.to_response();
-                    return Ok(finish(entry, ctx, resp));
+                    return resp;
                 }
             }
         }
-        match entry.plugins.access_phase(&mut ctx).await {
+        match entry.plugins.access_phase(ctx).await {
             Flow::Continue => {}
             Flow::Respond(reply) => {
                 let resp = reply.into_response(GatewayBody::full);
-                return Ok(finish(entry, ctx, resp));
+                return resp;
             }
             Flow::Wait(_) => unreachable!("access_phase settles every wait"),
         }
@@ -165,28 +200,28 @@ impl Gateway {
         }
         let picked = match ctx.upstream_pick.take() {
             None => None,
-            Some(pick) => match resolve_pick(snapshot, &entry, pick) {
+            Some(pick) => match resolve_pick(snapshot, entry, pick) {
                 Ok(up) => Some(up),
                 Err(reply) => {
                     let resp = reply.into_response(GatewayBody::full);
-                    return Ok(finish(entry, ctx, resp));
+                    return resp;
                 }
             },
         };
         if let Some(mirror) = ctx.mirror.take() {
-            self.mirror(&entry, mirror, &parts, &ctx, &body, host_header.as_deref());
+            self.mirror(entry, mirror, &parts, ctx, &body, host_header.as_deref());
         }
         let started = std::time::Instant::now();
         let result = self
             .proxy_upstream(
-                &entry,
+                entry,
                 parts,
                 body,
                 host_header,
                 hash_key,
                 ctx.remote,
                 conn,
-                Some(&mut ctx),
+                Some(&mut *ctx),
                 picked,
             )
             .await;
@@ -198,7 +233,7 @@ impl Gateway {
             ctx.log.upstream_status = Some(resp.status().as_u16());
             ctx.log.upstream_latency = Some(started.elapsed());
         }
-        Ok(finish(entry, ctx, resp))
+        resp
     }
 
     /// Sends a copy of the request to a mirror (proxy-mirror) in the background; its answer is
@@ -484,6 +519,39 @@ fn resolve_pick(
             );
             Box::new(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
         }),
+    }
+}
+
+/// A request's context until its response exists: dropped before (the client went away while
+/// the plugins or the upstream were at work), it runs the log phase with nginx's 499.
+struct Unanswered {
+    ctx: Option<Ctx>,
+    entry: Arc<RouteEntry>,
+}
+
+impl Unanswered {
+    fn ctx(&mut self) -> &mut Ctx {
+        self.ctx
+            .get_or_insert_with(|| unreachable!("the context is taken once answered"))
+    }
+
+    fn answered(mut self) -> Ctx {
+        match self.ctx.take() {
+            Some(ctx) => ctx,
+            None => unreachable!("the context is taken once"),
+        }
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut ctx) = self.ctx.take() {
+            ctx.response = Some(portico_snapshot::runtime::ResponseHead {
+                status: StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                headers: http::HeaderMap::new(),
+            });
+            self.entry.plugins.log_phase(&mut ctx);
+        }
     }
 }
 

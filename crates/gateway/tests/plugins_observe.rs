@@ -585,3 +585,45 @@ fn configurations_are_accepted_and_refused_on_write() {
         Ok(())
     );
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_its_answer_is_counted_as_499() {
+    let gate = portico_testkit::upstream::Gate::new();
+    let slow = Upstream::start("slow", gate.hold(handlers::echo())).await;
+    let gw = Harness::start(vec![
+        (
+            "ws/default/plugin_configs/p",
+            json!({"plugins": {"prometheus": {}}}),
+        ),
+        (
+            "ws/default/routes/1",
+            route("/slow", &slow.node(), Some("p")),
+        ),
+    ])
+    .await;
+    let at = exporter(&gw).await;
+    // An HTTP/2 client sends its request and goes away while the upstream holds it (an h2
+    // connection that closes cancels its streams).
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(connection);
+    let req = http::Request::get(format!("http://{}/slow", gw.addr))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let pending = tokio::spawn(async move { sender.send_request(req).await.map(|_| ()) });
+    until("the upstream to hold the request", || {
+        (gate.waiting() == 1).then_some(())
+    })
+    .await;
+    pending.abort();
+    driver.abort();
+    let m = scrape_counted(&gw, at, 1.0).await;
+    assert_eq!(
+        m.sum("apisix_http_status", &[("code", "499"), ("route", "1")]),
+        1.0
+    );
+    gate.open();
+}

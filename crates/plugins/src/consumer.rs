@@ -140,7 +140,9 @@ impl ConsumerIndex {
             };
             let mut conf = conf.clone();
             if let Some(schema) = registry.schema_for(name, SchemaType::Consumer) {
-                if let Err(e) = validate_in_place(schema, &mut conf) {
+                let checked = validate_in_place(schema, &mut conf)
+                    .and_then(|()| spec.consumer_check.map_or(Ok(()), |check| check(&conf)));
+                if let Err(e) = checked {
                     problems.push(format!(
                         "failed to check the configuration of plugin {name} err: {e}"
                     ));

@@ -81,13 +81,15 @@ impl AdminApi {
             ));
         };
         let schema = match call.query.get("schema_type").map(String::as_str) {
-            Some("consumer") => spec
-                .consumer_schema
-                .clone()
+            Some("consumer") => self
+                .plugins
+                .consumer_schema(name)
+                .cloned()
                 .ok_or_else(|| AdminError::invalid("not found schema"))?,
-            Some("metadata") => spec
-                .metadata_schema
-                .clone()
+            Some("metadata") => self
+                .plugins
+                .metadata_schema(name)
+                .cloned()
                 .ok_or_else(|| AdminError::invalid("not found schema"))?,
             _ => self.plugins.injected_schema(name).unwrap_or_default(),
         };
@@ -109,10 +111,10 @@ impl AdminApi {
             if spec.auth {
                 entry["type"] = json!("auth");
             }
-            if let Some(schema) = &spec.consumer_schema {
+            if let Some(schema) = self.plugins.consumer_schema(name) {
                 entry["consumer_schema"] = schema.clone();
             }
-            if let Some(schema) = &spec.metadata_schema {
+            if let Some(schema) = self.plugins.metadata_schema(name) {
                 entry["metadata_schema"] = schema.clone();
             }
             all.insert(name.to_string(), entry);
