@@ -16,7 +16,13 @@
 //!
 //! `only_use_default_delay` is accepted and, as in APISIX, changes nothing: APISIX adapts the
 //! delay unit of a per-request limiter object that is thrown away afterwards.
-//! `policy: redis` and `redis-cluster` are refused when written (not implemented yet).
+//!
+//! With `policy: redis`, `redis-cluster` or `redis-sentinel` (the last a Portico addition) the
+//! requests are counted in Redis instead (see `limit_conn/redis.rs`), shared by every gateway
+//! node using that Redis: the access phase waits for the round trip of each rule, and `log`
+//! releases the request from a task of its own; a place not released (a node that died) stops
+//! counting after `key_ttl` seconds. A Redis failure answers 500 (the nginx page), or lets the
+//! request pass that rule uncounted with `allow_degradation`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,10 +35,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::limit_req::shards::Shards;
-use crate::limit_req::{conf_version, refuse_remote_policy, KeySource};
-use crate::redis_schema::{redis, redis_cluster};
+use crate::limit_req::{conf_version, policy, KeySource};
+use crate::redis_schema::{redis, redis_cluster, redis_sentinel};
 use crate::template::Template;
 use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
+
+mod redis;
+
+use self::redis::{Place, RedisConnections};
 
 /// Plugin name.
 pub const NAME: &str = "limit-conn";
@@ -40,8 +50,8 @@ pub const NAME: &str = "limit-conn";
 /// The registry row of limit-conn.
 pub fn spec() -> PluginSpec {
     PluginSpec {
-        encrypt_fields: &["redis_password"],
-        check: Some(refuse_remote_policy),
+        encrypt_fields: &["redis_password", "sentinel_password"],
+        check: Some(check),
         ..PluginSpec::new(NAME, 1003, schema())
     }
 }
@@ -67,6 +77,19 @@ fn policy_is(policy: &str) -> Value {
     json!({"properties": {"policy": {"enum": [policy]}}})
 }
 
+/// The checks of the Redis policies beyond the schema (ports, cluster addresses, roles), and a
+/// `key_ttl` under which a request counts at all.
+fn check(conf: &Value) -> Result<(), String> {
+    let policy = policy(conf);
+    crate::redis_schema::check(policy, conf)?;
+    match conf.get("key_ttl").and_then(Value::as_i64) {
+        Some(ttl) if policy != "local" && ttl < 1 => Err(format!(
+            "invalid key_ttl {ttl}: requests would stop counting at once (at least 1 second)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The configuration schema (APISIX `limit-conn.lua`).
 pub fn schema() -> Value {
     json!({
@@ -78,7 +101,11 @@ pub fn schema() -> Value {
             "only_use_default_delay": {"type": "boolean", "default": false},
             "key": {"type": "string"},
             "key_type": {"type": "string", "enum": ["var", "var_combination"], "default": "var"},
-            "policy": {"type": "string", "enum": ["redis", "redis-cluster", "local"], "default": "local"},
+            "policy": {
+                "type": "string",
+                "enum": ["redis", "redis-cluster", "redis-sentinel", "local"],
+                "default": "local"
+            },
             "rejected_code": {"type": "integer", "minimum": 200, "maximum": 599, "default": 503},
             "rejected_msg": {"type": "string", "minLength": 1},
             "allow_degradation": {"type": "boolean", "default": false},
@@ -101,7 +128,11 @@ pub fn schema() -> Value {
         ],
         "if": policy_is("redis"),
         "then": with_key_ttl(redis()),
-        "else": {"if": policy_is("redis-cluster"), "then": with_key_ttl(redis_cluster())}
+        "else": {
+            "if": policy_is("redis-cluster"),
+            "then": with_key_ttl(redis_cluster()),
+            "else": {"if": policy_is("redis-sentinel"), "then": with_key_ttl(redis_sentinel())}
+        }
     })
 }
 
@@ -154,20 +185,48 @@ impl Connections {
     }
 }
 
+/// Where the requests are counted.
+#[derive(Debug)]
+enum Store {
+    /// `policy: local`: this node's memory.
+    Local(Arc<Connections>),
+    /// `policy: redis`, `redis-cluster` or `redis-sentinel`.
+    Redis(Arc<RedisConnections>),
+}
+
+/// Where one counted request is to be released.
+#[derive(Debug)]
+enum Counted {
+    /// Under its key in this node's memory.
+    Local(Arc<Connections>, String),
+    /// Its place in Redis.
+    Redis(Arc<RedisConnections>, Place),
+}
+
 /// One counted request: released by the instance's `log`, or when the request's context is
 /// dropped without one (a client that left while the request waited).
 #[derive(Debug)]
 struct Hold {
-    connections: Arc<Connections>,
-    key: String,
+    counted: Counted,
     instance: u64,
     released: AtomicBool,
 }
 
 impl Hold {
+    fn new(counted: Counted, instance: u64) -> Arc<Hold> {
+        Arc::new(Hold {
+            counted,
+            instance,
+            released: AtomicBool::new(false),
+        })
+    }
+
     fn release(&self) {
         if !self.released.swap(true, Ordering::AcqRel) {
-            self.connections.leave(&self.key);
+            match &self.counted {
+                Counted::Local(connections, key) => connections.leave(key),
+                Counted::Redis(connections, place) => connections.leave(place),
+            }
         }
     }
 }
@@ -289,11 +348,21 @@ struct Config {
     rules: Option<Vec<RuleConfig>>,
 }
 
+/// `key_ttl` (seconds) of a checked configuration: 3600 when absent, and at most about 136
+/// years, which Redis's expiry times and Lua's numbers both hold exactly.
+fn key_ttl(conf: &Value) -> u64 {
+    conf.get("key_ttl")
+        .and_then(Value::as_u64)
+        .unwrap_or(3600)
+        .clamp(1, u64::from(u32::MAX))
+}
+
 /// What the waits of a request need of the instance.
 #[derive(Debug)]
 struct Shared {
     instance: u64,
-    connections: Arc<Connections>,
+    store: Store,
+    allow_degradation: bool,
     /// `default_conn_delay`, in seconds.
     unit_delay: f64,
     rejected_code: StatusCode,
@@ -307,7 +376,6 @@ pub struct LimitConn {
     from_rules: bool,
     /// `<owner>:<crc32>`: the key prefix.
     prefix: String,
-    allow_degradation: bool,
     shared: Arc<Shared>,
 }
 
@@ -315,8 +383,16 @@ static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// Builds limit-conn from a checked configuration.
 pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
-    refuse_remote_policy(conf)?;
     let c: Config = typed(conf)?;
+    let store = match policy(conf) {
+        "local" => Store::Local(env.state.limit_conn.clone()),
+        remote => Store::Redis(Arc::new(RedisConnections::build(
+            remote,
+            conf,
+            &env.state.redis,
+            key_ttl(conf),
+        )?)),
+    };
     let rules = match &c.rules {
         Some(rules) => rules
             .iter()
@@ -343,10 +419,10 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
         rules,
         from_rules: c.rules.is_some(),
         prefix: format!("{}:{}", env.owner, conf_version(conf)),
-        allow_degradation: c.allow_degradation,
         shared: Arc::new(Shared {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
-            connections: env.state.limit_conn.clone(),
+            store,
+            allow_degradation: c.allow_degradation,
             unit_delay: c.default_conn_delay,
             rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
             rejected_msg: c.rejected_msg,
@@ -391,37 +467,84 @@ impl LimitConn {
     }
 }
 
-/// Counts the request against each admission in turn, waiting where the count asks for it.
+/// Counts the request against each admission in turn, waiting where the count asks for it
+/// (and, with a Redis policy, for Redis).
 fn admit(shared: Arc<Shared>, ctx: &mut Ctx, mut pending: VecDeque<Admission>) -> Flow {
     while let Some(a) = pending.pop_front() {
-        let Some(count) = shared
-            .connections
-            .enter(&a.key, a.conn.saturating_add(a.burst))
-        else {
-            return Flow::Respond(match &shared.rejected_msg {
-                Some(msg) => Reply::error_msg(shared.rejected_code, msg),
-                None => Reply::page(shared.rejected_code),
-            });
-        };
-        let hold = Arc::new(Hold {
-            connections: shared.connections.clone(),
-            key: a.key,
-            instance: shared.instance,
-            released: AtomicBool::new(false),
-        });
-        ctx.data.get_or_insert_default::<Holds>().0.push(hold);
-        if count > a.conn {
-            let units = (count - 1) / a.conn;
-            let delay = Duration::try_from_secs_f64(shared.unit_delay * units as f64)
-                .unwrap_or(Duration::MAX);
-            if delay >= MIN_DELAY {
-                // The timer is made when the chain first polls the wait, inside the runtime.
-                let sleep = async move { tokio::time::sleep(delay).await };
-                return Flow::wait_then(sleep, move |ctx, ()| admit(shared, ctx, pending));
+        let connections = match &shared.store {
+            Store::Local(connections) => connections.clone(),
+            Store::Redis(redis) => {
+                let redis = redis.clone();
+                return admit_in_redis(shared, redis, a, pending);
             }
+        };
+        let Some(count) = connections.enter(&a.key, a.conn.saturating_add(a.burst)) else {
+            return shared.rejected();
+        };
+        let hold = Hold::new(Counted::Local(connections, a.key), shared.instance);
+        if let Some(wait) = counted_wait(&shared, ctx, hold, a.conn, count) {
+            return Flow::wait_then(wait, move |ctx, ()| admit(shared, ctx, pending));
         }
     }
     Flow::Continue
+}
+
+/// Counts the request against admission `a` in Redis, then goes on with the others.
+fn admit_in_redis(
+    shared: Arc<Shared>,
+    redis: Arc<RedisConnections>,
+    a: Admission,
+    pending: VecDeque<Admission>,
+) -> Flow {
+    let most = a.conn.saturating_add(a.burst);
+    let entering = redis.clone().enter(a.key, most);
+    Flow::wait_then(entering, move |ctx, entered| match entered {
+        Ok(Some((place, count))) => {
+            let hold = Hold::new(Counted::Redis(redis, place), shared.instance);
+            match counted_wait(&shared, ctx, hold, a.conn, count) {
+                Some(wait) => Flow::wait_then(wait, move |ctx, ()| admit(shared, ctx, pending)),
+                None => admit(shared, ctx, pending),
+            }
+        }
+        Ok(None) => shared.rejected(),
+        Err(e) => {
+            tracing::error!("failed to limit conn: {e}");
+            if !shared.allow_degradation {
+                return Flow::Respond(Reply::page(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+            admit(shared, ctx, pending)
+        }
+    })
+}
+
+/// Keeps `hold` in the context; the wait of the `count`-th request under a rule of `conn`
+/// (`default_conn_delay * floor((count - 1) / conn)`), if any.
+fn counted_wait(
+    shared: &Shared,
+    ctx: &mut Ctx,
+    hold: Arc<Hold>,
+    conn: u64,
+    count: u64,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    ctx.data.get_or_insert_default::<Holds>().0.push(hold);
+    if count <= conn {
+        return None;
+    }
+    let units = (count - 1) / conn;
+    let delay =
+        Duration::try_from_secs_f64(shared.unit_delay * units as f64).unwrap_or(Duration::MAX);
+    // The timer is made when the chain first polls the wait, inside the runtime.
+    (delay >= MIN_DELAY).then_some(async move { tokio::time::sleep(delay).await })
+}
+
+impl Shared {
+    /// Over `conn + burst`: `rejected_code` with `rejected_msg` or the nginx page.
+    fn rejected(&self) -> Flow {
+        Flow::Respond(match &self.rejected_msg {
+            Some(msg) => Reply::error_msg(self.rejected_code, msg),
+            None => Reply::page(self.rejected_code),
+        })
+    }
 }
 
 impl Plugin for LimitConn {
@@ -438,7 +561,7 @@ impl Plugin for LimitConn {
             Ok(pending) => admit(self.shared.clone(), ctx, pending),
             Err(e) => {
                 tracing::error!("failed to get limit conn rules: {e}");
-                if self.allow_degradation {
+                if self.shared.allow_degradation {
                     Flow::Continue
                 } else {
                     Flow::Respond(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
@@ -462,3 +585,5 @@ impl Plugin for LimitConn {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_redis;

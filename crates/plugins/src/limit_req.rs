@@ -10,7 +10,10 @@
 //! seconds) unless `nodelay`. Buckets live in [`PluginState`](crate::PluginState), so a
 //! configuration swap does not reset them, and an edited configuration starts afresh.
 //!
-//! `policy: redis` and `redis-cluster` are refused when written (not implemented yet).
+//! With `policy: redis`, `redis-cluster` or `redis-sentinel` (the last a Portico addition) the
+//! buckets live in Redis instead (see `limit_req/redis.rs`), shared by every gateway node
+//! using that Redis: the access phase waits for the round trip, then for the delay. A Redis
+//! failure answers 500 (the nginx page), or lets the request pass with `allow_degradation`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +24,14 @@ use portico_model::PluginSpec;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::redis_schema::{redis, redis_cluster};
+use crate::redis_schema::{redis, redis_cluster, redis_sentinel};
 use crate::template::Template;
 use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
 
+mod redis;
 pub(crate) mod shards;
 
+use self::redis::RedisBuckets;
 use shards::Shards;
 
 /// Plugin name.
@@ -35,7 +40,7 @@ pub const NAME: &str = "limit-req";
 /// The registry row of limit-req.
 pub fn spec() -> PluginSpec {
     PluginSpec {
-        encrypt_fields: &["redis_password"],
+        encrypt_fields: &["redis_password", "sentinel_password"],
         check: Some(check),
         ..PluginSpec::new(NAME, 1001, schema())
     }
@@ -54,7 +59,11 @@ pub fn schema() -> Value {
             "burst": {"type": "number", "minimum": 0},
             "key": {"type": "string"},
             "key_type": {"type": "string", "enum": ["var", "var_combination"], "default": "var"},
-            "policy": {"type": "string", "enum": ["redis", "redis-cluster", "local"], "default": "local"},
+            "policy": {
+                "type": "string",
+                "enum": ["redis", "redis-cluster", "redis-sentinel", "local"],
+                "default": "local"
+            },
             "rejected_code": {"type": "integer", "minimum": 200, "maximum": 599, "default": 503},
             "rejected_msg": {"type": "string", "minLength": 1},
             "nodelay": {"type": "boolean", "default": false},
@@ -63,22 +72,24 @@ pub fn schema() -> Value {
         "required": ["rate", "burst", "key"],
         "if": policy_is("redis"),
         "then": redis(),
-        "else": {"if": policy_is("redis-cluster"), "then": redis_cluster()}
+        "else": {
+            "if": policy_is("redis-cluster"),
+            "then": redis_cluster(),
+            "else": {"if": policy_is("redis-sentinel"), "then": redis_sentinel()}
+        }
     })
 }
 
-/// Refuses what this data plane cannot run, so that nothing is stored that it would leave out.
-pub(crate) fn refuse_remote_policy(conf: &Value) -> Result<(), String> {
-    match conf.get("policy").and_then(Value::as_str) {
-        Some(p) if p != "local" => Err(format!(
-            "policy {p} is not supported yet (only local counters are)"
-        )),
-        _ => Ok(()),
-    }
+/// The configured `policy` (`local` when absent).
+pub(crate) fn policy(conf: &Value) -> &str {
+    conf.get("policy")
+        .and_then(Value::as_str)
+        .unwrap_or("local")
 }
 
+/// The checks of the Redis policies beyond the schema (ports, cluster addresses, roles).
 fn check(conf: &Value) -> Result<(), String> {
-    refuse_remote_policy(conf)
+    crate::redis_schema::check(policy(conf), conf)
 }
 
 /// `apisix/plugin.lua:conf_version`: crc32 of the configuration encoded with sorted keys.
@@ -241,6 +252,53 @@ struct Config {
     rejected_msg: Option<String>,
     #[serde(default)]
     nodelay: bool,
+    #[serde(default)]
+    allow_degradation: bool,
+}
+
+/// Where the buckets are kept.
+#[derive(Debug)]
+enum Store {
+    /// `policy: local`: this node's memory.
+    Local(Arc<Buckets>),
+    /// `policy: redis`, `redis-cluster` or `redis-sentinel`.
+    Redis(Arc<RedisBuckets>),
+}
+
+/// How a request is answered once its bucket decided: shared with the step that runs after a
+/// Redis round trip.
+#[derive(Debug)]
+struct Answer {
+    rejected_code: StatusCode,
+    rejected_msg: Option<String>,
+    nodelay: bool,
+    allow_degradation: bool,
+}
+
+impl Answer {
+    /// The request waits `delay` (`None`: over the burst).
+    fn decided(&self, delay: Option<Duration>) -> Flow {
+        match delay {
+            None => Flow::Respond(match &self.rejected_msg {
+                Some(msg) => Reply::error_msg(self.rejected_code, msg),
+                None => Reply::page(self.rejected_code),
+            }),
+            Some(delay) if delay >= MIN_DELAY && !self.nodelay => Flow::wait(async move {
+                tokio::time::sleep(delay).await;
+                Flow::Continue
+            }),
+            Some(_) => Flow::Continue,
+        }
+    }
+
+    /// Redis failed: 500 (the nginx page), or pass with `allow_degradation`.
+    fn failed(&self, err: &crate::redis::Error) -> Flow {
+        tracing::error!("failed to limit req: {err}");
+        if self.allow_degradation {
+            return Flow::Continue;
+        }
+        Flow::Respond(Reply::page(StatusCode::INTERNAL_SERVER_ERROR))
+    }
 }
 
 /// A limit-req instance.
@@ -251,25 +309,33 @@ pub struct LimitReq {
     key: KeySource,
     /// `<owner>:<crc32>`: the bucket key prefix.
     prefix: String,
-    rejected_code: StatusCode,
-    rejected_msg: Option<String>,
-    nodelay: bool,
-    buckets: Arc<Buckets>,
+    answer: Arc<Answer>,
+    store: Store,
 }
 
 /// Builds limit-req from a checked configuration.
 pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
-    refuse_remote_policy(conf)?;
     let c: Config = typed(conf)?;
+    let store = match policy(conf) {
+        "local" => Store::Local(env.state.limit_req.clone()),
+        remote => Store::Redis(Arc::new(RedisBuckets::build(
+            remote,
+            conf,
+            &env.state.redis,
+        )?)),
+    };
     Ok(Arc::new(LimitReq {
         rate: c.rate,
         burst: c.burst,
         key: KeySource::new(&c.key_type, &c.key),
         prefix: format!("{}:{}", env.owner, conf_version(conf)),
-        rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
-        rejected_msg: c.rejected_msg,
-        nodelay: c.nodelay,
-        buckets: env.state.limit_req.clone(),
+        answer: Arc::new(Answer {
+            rejected_code: StatusCode::from_u16(c.rejected_code).map_err(|e| e.to_string())?,
+            rejected_msg: c.rejected_msg,
+            nodelay: c.nodelay,
+            allow_degradation: c.allow_degradation,
+        }),
+        store,
     }))
 }
 
@@ -287,22 +353,26 @@ impl Plugin for LimitReq {
 
     fn access(&self, ctx: &mut Ctx) -> Flow {
         let key = format!("{}:{}", self.prefix, self.key.value(ctx));
-        match self
-            .buckets
-            .incoming(&key, self.rate, self.burst, Instant::now())
-        {
-            None => Flow::Respond(match &self.rejected_msg {
-                Some(msg) => Reply::error_msg(self.rejected_code, msg),
-                None => Reply::page(self.rejected_code),
-            }),
-            Some(delay) if delay >= MIN_DELAY && !self.nodelay => Flow::wait(async move {
-                tokio::time::sleep(delay).await;
-                Flow::Continue
-            }),
-            Some(_) => Flow::Continue,
+        match &self.store {
+            Store::Local(buckets) => {
+                let delay = buckets.incoming(&key, self.rate, self.burst, Instant::now());
+                self.answer.decided(delay)
+            }
+            Store::Redis(redis) => {
+                let answer = self.answer.clone();
+                Flow::wait_then(
+                    redis.clone().incoming(key, self.rate, self.burst),
+                    move |_, delay| match delay {
+                        Ok(delay) => answer.decided(delay),
+                        Err(e) => answer.failed(&e),
+                    },
+                )
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_redis;

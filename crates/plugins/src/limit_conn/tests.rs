@@ -239,10 +239,56 @@ fn schema_and_policy_checks() {
     ] {
         assert!(check(bad.clone()).is_err(), "{bad}");
     }
+    // The Redis policies: the connection fields of each, `key_ttl`, and the checks beyond the
+    // schema.
+    let base = json!({"conn": 1, "burst": 0, "default_conn_delay": 1, "key": "k"});
+    let with = |extra: Value| {
+        let mut conf = base.clone();
+        conf.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        conf
+    };
+    for ok in [
+        json!({"policy": "redis", "redis_host": "127.0.0.1", "key_ttl": 60}),
+        json!({"policy": "redis-cluster", "redis_cluster_nodes": ["127.0.0.1:7000"],
+               "redis_cluster_name": "c"}),
+        json!({"policy": "redis-sentinel", "redis_master_name": "m", "key_ttl": 10,
+               "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}]}),
+    ] {
+        assert_eq!(check(with(ok.clone())), Ok(()), "{ok}");
+    }
+    let prefix = "failed to check the configuration of plugin limit-conn err: ";
     assert_eq!(
-        check(json!({"conn": 1, "burst": 0, "default_conn_delay": 1, "key": "k",
-                     "policy": "redis-cluster", "redis_cluster_nodes": ["127.0.0.1:1"],
-                     "redis_cluster_name": "c"})),
-        Err("failed to check the configuration of plugin limit-conn err: policy redis-cluster is not supported yet (only local counters are)".to_string())
+        check(with(
+            json!({"policy": "redis", "redis_host": "127.0.0.1", "key_ttl": 0})
+        )),
+        Err(format!(
+            "{prefix}invalid key_ttl 0: requests would stop counting at once (at least 1 second)"
+        ))
+    );
+    assert_eq!(
+        check(with(
+            json!({"policy": "redis-cluster", "redis_cluster_nodes": ["127.0.0.1:0"],
+                          "redis_cluster_name": "c"})
+        )),
+        Err(format!(
+            "{prefix}failed to parse address: 127.0.0.1:0 err: invalid port in address 127.0.0.1:0"
+        ))
+    );
+    assert!(
+        check(with(json!({"policy": "redis"}))).is_err(),
+        "redis_host is required"
+    );
+    assert!(check(with(
+        json!({"policy": "redis-sentinel", "redis_master_name": "m",
+                              "redis_role": "slave",
+                              "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}]})
+    ))
+    .is_err_and(|e| e.contains("redis_role slave is not supported")));
+    assert!(
+        check(with(json!({"policy": "redis", "redis_host": "127.0.0.1",
+                              "key_ttl": "1"})))
+        .is_err()
     );
 }

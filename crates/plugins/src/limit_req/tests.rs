@@ -171,10 +171,44 @@ fn schema_and_policy_checks() {
     assert!(check(json!({"rate": 1, "burst": -1, "key": "remote_addr"})).is_err());
     assert!(check(json!({"rate": 1, "burst": 0})).is_err());
     assert!(check(json!({"rate": 1, "burst": 0, "key": "k", "key_type": "constant"})).is_err());
+    // The Redis policies: the connection fields of each, and the checks beyond the schema.
+    for ok in [
+        json!({"policy": "redis", "redis_host": "127.0.0.1"}),
+        json!({"policy": "redis-cluster", "redis_cluster_nodes": ["127.0.0.1:7000"],
+               "redis_cluster_name": "c"}),
+        json!({"policy": "redis-sentinel", "redis_master_name": "m",
+               "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}]}),
+    ] {
+        let mut conf = json!({"rate": 1, "burst": 0, "key": "k"});
+        conf.as_object_mut()
+            .expect("object")
+            .extend(ok.as_object().expect("object").clone());
+        assert_eq!(check(conf.clone()), Ok(()), "{conf}");
+    }
+    let prefix = "failed to check the configuration of plugin limit-req err: ";
     assert_eq!(
-        check(json!({"rate": 1, "burst": 0, "key": "k", "policy": "redis", "redis_host": "127.0.0.1"})),
-        Err("failed to check the configuration of plugin limit-req err: policy redis is not supported yet (only local counters are)".to_string())
+        check(json!({"rate": 1, "burst": 0, "key": "k", "policy": "redis",
+                     "redis_host": "127.0.0.1", "redis_port": 70000})),
+        Err(format!(
+            "{prefix}invalid redis_port 70000: must be at most 65535"
+        ))
     );
+    assert_eq!(
+        check(
+            json!({"rate": 1, "burst": 0, "key": "k", "policy": "redis-cluster",
+                     "redis_cluster_nodes": ["127.0.0.1:0"], "redis_cluster_name": "c"})
+        ),
+        Err(format!(
+            "{prefix}failed to parse address: 127.0.0.1:0 err: invalid port in address 127.0.0.1:0"
+        ))
+    );
+    assert!(check(
+        json!({"rate": 1, "burst": 0, "key": "k", "policy": "redis-sentinel",
+                         "redis_master_name": "m", "redis_role": "slave",
+                         "redis_sentinels": [{"host": "127.0.0.1", "port": 26379}]})
+    )
+    .is_err_and(|e| e.contains("redis_role slave is not supported")));
+    assert!(check(json!({"rate": 1, "burst": 0, "key": "k", "policy": "etcd"})).is_err());
     // The Redis fields are still checked first (the schema's `then` clause).
     let missing_host = check(json!({"rate": 1, "burst": 0, "key": "k", "policy": "redis"}));
     assert_eq!(
