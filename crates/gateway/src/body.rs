@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::Notify;
 
+use crate::call::InFlight;
 use crate::filtered::FilteredBody;
-use crate::pool::Checkin;
+use crate::h1::ResponseBody;
 
 /// Errors of a streamed body.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,11 +80,16 @@ impl BodyWatch {
         })
     }
 
-    /// A watch for a request without a body.
-    pub fn done() -> Arc<BodyWatch> {
-        let w = BodyWatch::new();
-        w.state.store(1, Ordering::Release);
-        w
+    /// The watch of every request without a body (or with one the plugins read whole): done
+    /// from the start, never moving.
+    pub fn done() -> &'static BodyWatch {
+        static DONE: LazyLock<BodyWatch> = LazyLock::new(|| BodyWatch {
+            base: Instant::now(),
+            moved: AtomicU64::new(0),
+            state: AtomicU8::new(1),
+            changed: Notify::new(),
+        });
+        &DONE
     }
 
     pub fn state(&self) -> BodyState {
@@ -160,44 +166,54 @@ pub struct ReadTimeout(pub Duration);
 
 /// An upstream's response body. Each time the client asks for more, the upstream has the read
 /// timeout (nginx's `proxy_read_timeout`) to deliver it; past it the body ends in an error. Time
-/// the client takes to ask (back-pressure) does not count. When the body ends cleanly its
-/// connection goes back to the pool; however it ends, `done` (the node's in-flight count) is
-/// dropped.
+/// the client takes to ask (back-pressure) does not count. An HTTP/1.1 connection goes back to
+/// the pool when the body ends cleanly; however it ends, `in_flight` (the node's in-flight
+/// count) is dropped.
 pub struct UpstreamBody {
-    inner: Incoming,
-    checkin: Option<Checkin>,
+    inner: Source,
     read_timeout: Duration,
     /// Since when the client has been waiting for the next frame.
     waiting_since: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    done: Option<Box<dyn Send + Sync>>,
+    in_flight: Option<InFlight>,
+}
+
+/// Where an upstream body comes from.
+pub(crate) enum Source {
+    /// The gateway's own HTTP/1.1 connection.
+    H1(ResponseBody),
+    /// A hyper connection (HTTP/2, or an upgrade request's HTTP/1.1).
+    Hyper(Incoming),
 }
 
 impl UpstreamBody {
-    pub fn new(
-        inner: Incoming,
-        checkin: Option<Checkin>,
-        read_timeout: Duration,
-        done: Box<dyn Send + Sync>,
-    ) -> UpstreamBody {
+    pub(crate) fn new(inner: Source, read_timeout: Duration, in_flight: InFlight) -> UpstreamBody {
         UpstreamBody {
             inner,
-            checkin,
             read_timeout,
             waiting_since: None,
             timer: None,
-            done: Some(done),
+            in_flight: Some(in_flight),
         }
     }
 
-    fn finish(&mut self, clean: bool) {
-        if let Some(c) = self.checkin.take() {
-            if clean {
-                c.release();
-            }
-        }
-        self.done = None;
+    fn finish(&mut self) {
+        self.in_flight = None;
         self.timer = None;
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Source::H1(b) => b.is_end_stream(),
+            Source::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Source::H1(b) => b.size_hint(),
+            Source::Hyper(b) => b.size_hint(),
+        }
     }
 
     /// Whether the read timeout ran out while the client waits; arms the timer otherwise.
@@ -248,7 +264,7 @@ impl Body for GatewayBody {
             GatewayBody::Full(bytes) => bytes.is_none(),
             GatewayBody::Stream(inner) => inner.is_end_stream(),
             GatewayBody::Request(b) => b.inner.is_end_stream(),
-            GatewayBody::Upstream(b) => b.inner.is_end_stream(),
+            GatewayBody::Upstream(b) => b.is_end_stream(),
             GatewayBody::Filtered(b) => b.is_end_stream(),
         }
     }
@@ -261,7 +277,7 @@ impl Body for GatewayBody {
             }
             GatewayBody::Stream(inner) => inner.size_hint(),
             GatewayBody::Request(b) => b.inner.size_hint(),
-            GatewayBody::Upstream(b) => b.inner.size_hint(),
+            GatewayBody::Upstream(b) => b.size_hint(),
             GatewayBody::Filtered(b) => b.size_hint(),
         }
     }
@@ -303,24 +319,34 @@ fn poll_upstream(
     b: &mut UpstreamBody,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-    match Pin::new(&mut b.inner).poll_frame(cx) {
+    let polled = match &mut b.inner {
+        Source::H1(inner) => inner.poll_frame(cx),
+        Source::Hyper(inner) => Pin::new(inner)
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(Into::into))),
+    };
+    match polled {
         Poll::Ready(None) => {
-            b.finish(true);
+            b.finish();
             Poll::Ready(None)
         }
         Poll::Ready(Some(Ok(frame))) => {
             b.waiting_since = None;
-            if b.inner.is_end_stream() {
-                b.finish(true);
+            if b.is_end_stream() {
+                b.finish();
             }
             Poll::Ready(Some(Ok(frame)))
         }
         Poll::Ready(Some(Err(e))) => {
-            b.finish(false);
-            Poll::Ready(Some(Err(e.into())))
+            b.finish();
+            Poll::Ready(Some(Err(e)))
         }
-        Poll::Pending if b.done.is_some() && b.timed_out(cx) => {
-            b.finish(false);
+        Poll::Pending if b.in_flight.is_some() && b.timed_out(cx) => {
+            b.finish();
+            if let Source::H1(inner) = &mut b.inner {
+                // Mid-body, the connection cannot carry another request.
+                inner.abort();
+            }
             Poll::Ready(Some(Err(ReadTimeout(b.read_timeout).into())))
         }
         Poll::Pending => Poll::Pending,

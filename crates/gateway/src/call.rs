@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use hyper::body::{Body, Incoming};
 use portico_balancer::health::Outcome;
 use portico_balancer::{NodeIndex, Tried};
@@ -21,10 +21,11 @@ use portico_model::types::PassHost;
 use portico_snapshot::{Timeouts, Upstream};
 use rustls::pki_types::ServerName;
 
-use crate::body::{BodyState, BodyWatch, GatewayBody, RequestBody, UpstreamBody};
+use crate::body::{BodyState, BodyWatch, GatewayBody, RequestBody, Source, UpstreamBody};
 use crate::error::{self, ProxyError};
 use crate::forward;
-use crate::pool::{Checkin, Conn, ConnectError, Keepalive, PoolKey, TlsTarget};
+use crate::h1::{self, encode::BodySize, Failed};
+use crate::pool::{Conn, ConnectError, Keepalive, Pool, PoolKey, TlsTarget};
 use crate::proxy::{ClientBody, Outgoing};
 use crate::trace::{self, TryAddr};
 use crate::Gateway;
@@ -51,12 +52,14 @@ impl Drop for InFlight {
 
 /// How one exchange with a node failed.
 enum Failure {
-    /// Nothing reached the node: the request comes back for another try.
-    NotSent(Box<Request<GatewayBody>>),
+    /// Nothing reached the node: the body (if any) comes back for another try.
+    NotSent(Option<GatewayBody>),
     /// The request (or part of it) was sent, then the exchange failed.
     Sent(String),
     /// No response head within the send/read timeouts.
     TimedOut,
+    /// The request cannot be sent as it is (a bad target): the client's fault, no retry.
+    Refused(ProxyError),
 }
 
 impl Gateway {
@@ -65,7 +68,7 @@ impl Gateway {
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<Upstream>,
-        out: Outgoing,
+        mut out: Outgoing,
         body: ClientBody,
         hash_key: Option<&str>,
         timeouts: Timeouts,
@@ -75,17 +78,20 @@ impl Gateway {
         }
         trace::upstream(upstream.scheme, &out.path_and_query);
         let retry_deadline = upstream.retry_timeout.map(|t| Instant::now() + t);
-        let (watch, mut body, buffered) = match body {
-            ClientBody::Stream(body) if body.is_end_stream() => (BodyWatch::done(), None, None),
+        let (streaming, mut body, buffered) = match body {
+            ClientBody::Stream(body) if body.is_end_stream() => (None, None, None),
             ClientBody::Stream(body) => {
                 let watch = BodyWatch::new();
                 let limited = RequestBody::new(body, self.limits().max_body_bytes, watch.clone());
-                (watch, Some(GatewayBody::Request(limited)), None)
+                (Some(watch), Some(GatewayBody::Request(limited)), None)
             }
             // Read whole by the plugins: every try sends it again.
-            ClientBody::Buffered(bytes) => (BodyWatch::done(), None, Some(bytes)),
+            ClientBody::Buffered(bytes) => (None, None, Some(bytes)),
         };
+        let watch = streaming.as_deref().unwrap_or_else(|| BodyWatch::done());
         let replayable = body.is_none() && out.method.is_idempotent();
+        // An upgrade (WebSocket) handshake goes on a hyper connection of its own.
+        let upgrade = out.headers.contains_key(http::header::UPGRADE);
         let mut tried = Tried::new();
         let mut tries: Vec<u16> = Vec::new();
         let passive = upstream
@@ -122,10 +128,15 @@ impl Gateway {
                     h.report_passive(idx, outcome);
                 }
             };
+            // The try's clock: one reading serves the pick, the checkout and the timeouts.
+            let mut try_started = now;
             let addr = match node.addr {
                 Some(addr) => addr,
-                None => match resolve(&node.host, node.port).await {
-                    Some(addr) => addr,
+                None => match Box::pin(resolve(&node.host, node.port)).await {
+                    Some(addr) => {
+                        try_started = Instant::now();
+                        addr
+                    }
                     None => {
                         tries.push(502);
                         let name = format!("{}:{}", node.host, node.port);
@@ -151,8 +162,13 @@ impl Gateway {
                 h2: upstream.is_grpc(),
             };
             let in_flight = InFlight::start(upstream.clone(), idx);
-            let try_started = Instant::now();
-            let conn = match self.pool.get(&key, timeouts.connect, keepalive).await {
+            let conn = match self.pool.checkout(&key, keepalive, upgrade, try_started) {
+                Some(conn) => Ok(conn),
+                // Boxed: the connect future is large and rarely needed, and every request's
+                // future would otherwise carry its room.
+                None => Box::pin(self.pool.connect(&key, timeouts.connect, upgrade)).await,
+            };
+            let conn = match conn {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::debug!("{e}");
@@ -172,30 +188,40 @@ impl Gateway {
                 }
             };
             let req_body = match &buffered {
-                Some(bytes) if !bytes.is_empty() => GatewayBody::full(bytes.clone()),
-                Some(_) => GatewayBody::Empty,
-                None => body.take().unwrap_or(GatewayBody::Empty),
+                Some(bytes) if !bytes.is_empty() => Some(GatewayBody::full(bytes.clone())),
+                Some(_) => None,
+                None => body.take(),
             };
-            let req = out.build(host.as_deref(), &key, upstream.is_grpc(), req_body)?;
-            match self
-                .attempt(conn, req, &key, keepalive, &watch, timeouts)
-                .await
-            {
-                Ok((resp, checkin)) => {
-                    let status = resp.status();
-                    let rtt = try_started.elapsed();
+            let exchange = Exchange {
+                since: try_started,
+                out: &out,
+                host: host.as_deref(),
+                key: &key,
+                keepalive,
+                watch,
+                timeouts,
+                grpc: upstream.is_grpc(),
+            };
+            match self.attempt(conn, req_body, &exchange).await {
+                Ok(answer) => {
+                    let status = answer.status();
+                    let answered = Instant::now();
+                    let rtt = answered.saturating_duration_since(try_started);
                     trace::answered(addr, status.as_u16(), try_started, host.as_deref());
-                    upstream.balancer.on_response(idx, rtt, Instant::now());
+                    upstream.balancer.on_response(idx, rtt, answered);
                     report(Outcome::Status(status.as_u16()));
                     if !tries.is_empty() || status.is_server_error() {
                         tries.push(status.as_u16());
                     }
-                    let (resp, in_flight) = respond(resp, checkin, in_flight, &tries, timeouts);
+                    // The request's header map, done with, holds the response's headers.
+                    let mut headers = std::mem::take(&mut out.headers);
+                    headers.clear();
+                    let (resp, in_flight) = respond(answer, headers, in_flight, &tries, timeouts);
                     return Ok((resp, in_flight, addr));
                 }
-                Err(Failure::NotSent(req)) => {
+                Err(Failure::NotSent(returned)) => {
                     if buffered.is_none() {
-                        body = Some(req.into_body());
+                        body = returned;
                     }
                     tries.push(502);
                     trace::failed(TryAddr::Socket(addr), 502, try_started);
@@ -215,6 +241,7 @@ impl Gateway {
                         return Err(unreachable(&reason, tries));
                     }
                 }
+                Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::TimedOut) => {
                     tries.push(504);
                     trace::failed(TryAddr::Socket(addr), 504, try_started);
@@ -232,49 +259,127 @@ impl Gateway {
     async fn attempt(
         &self,
         conn: Conn,
-        req: Request<GatewayBody>,
-        key: &PoolKey,
-        keepalive: Keepalive,
-        watch: &BodyWatch,
-        timeouts: Timeouts,
-    ) -> Result<(Response<Incoming>, Option<Checkin>), Failure> {
+        body: Option<GatewayBody>,
+        ex: &Exchange<'_>,
+    ) -> Result<Answer, Failure> {
         let reused = conn.is_reused();
-        match exchange(conn, req, watch, timeouts).await {
-            Err(Failure::NotSent(req)) if reused => {
-                match self.pool.connect(key, timeouts.connect, keepalive).await {
-                    Ok(conn) => exchange(conn, *req, watch, timeouts).await,
-                    Err(_) => Err(Failure::NotSent(req)),
+        match self.exchange(conn, body, ex).await {
+            Err(Failure::NotSent(body)) if reused => {
+                match Box::pin(self.pool.connect(ex.key, ex.timeouts.connect, false)).await {
+                    Ok(conn) => self.exchange(conn, body, ex).await,
+                    Err(_) => Err(Failure::NotSent(body)),
                 }
             }
             other => other,
         }
     }
+
+    /// Sends the request on `conn` and waits for the response head: while the body streams, at
+    /// most the send timeout between two of its frames; once it is sent, at most the read
+    /// timeout.
+    async fn exchange(
+        &self,
+        conn: Conn,
+        body: Option<GatewayBody>,
+        ex: &Exchange<'_>,
+    ) -> Result<Answer, Failure> {
+        let mut conn = match conn {
+            Conn::H1(conn) => conn,
+            // Boxed like the connect: only gRPC and upgrade requests need room for it.
+            Conn::H2(sender) => {
+                return Box::pin(hyper_exchange(HyperSender::H2(sender), body, ex)).await
+            }
+            Conn::Upgrade(sender) => {
+                return Box::pin(hyper_exchange(HyperSender::H1(sender), body, ex)).await
+            }
+        };
+        let size = match &body {
+            None => BodySize::Empty,
+            Some(b) => match b.size_hint().exact() {
+                Some(0) if b.is_end_stream() => BodySize::Empty,
+                Some(n) => BodySize::Known(n),
+                None => BodySize::Unknown,
+            },
+        };
+        let body = body.filter(|_| size != BodySize::Empty);
+        let framing = conn
+            .queue_head(ex.out, ex.host, size)
+            .map_err(Failure::Refused)?;
+        let head_request = ex.out.method == http::Method::HEAD;
+        let sending = h1::Sending {
+            body,
+            framing,
+            head_request,
+            since: ex.since,
+        };
+        match h1::exchange(&mut conn, sending, ex.watch, ex.timeouts).await {
+            Ok(head) => Ok(Answer::H1(head, conn, self.pool.clone(), ex.keepalive)),
+            Err(Failed::Unsent(body)) => Err(Failure::NotSent(body)),
+            Err(Failed::Sent(reason)) => Err(Failure::Sent(reason)),
+            Err(Failed::TimedOut) => Err(Failure::TimedOut),
+        }
+    }
 }
 
-/// Sends `req` on `conn` and waits for the response head: while the body streams, at most the
-/// send timeout between two of its frames; once it is sent, at most the read timeout.
-async fn exchange(
-    conn: Conn,
-    req: Request<GatewayBody>,
-    watch: &BodyWatch,
+/// What every exchange of one request shares.
+struct Exchange<'a> {
+    /// When the try began (the timeouts count from it).
+    since: Instant,
+    out: &'a Outgoing,
+    /// The `Host` as `pass_host` decided.
+    host: Option<&'a str>,
+    key: &'a PoolKey,
+    keepalive: Keepalive,
+    watch: &'a BodyWatch,
     timeouts: Timeouts,
-) -> Result<(Response<Incoming>, Option<Checkin>), Failure> {
+    grpc: bool,
+}
+
+/// A node's response head, with where its body comes from.
+enum Answer {
+    /// From the gateway's own HTTP/1.1 connection (which the body holds until it ends).
+    H1(h1::decode::Head, Box<h1::Conn>, Pool, Keepalive),
+    /// From a hyper connection.
+    Hyper(Response<Incoming>),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::H1(head, ..) => head.status,
+            Answer::Hyper(resp) => resp.status(),
+        }
+    }
+}
+
+enum HyperSender {
+    H1(hyper::client::conn::http1::SendRequest<GatewayBody>),
+    H2(hyper::client::conn::http2::SendRequest<GatewayBody>),
+}
+
+/// [`Gateway::exchange`] on a hyper connection.
+async fn hyper_exchange(
+    sender: HyperSender,
+    body: Option<GatewayBody>,
+    ex: &Exchange<'_>,
+) -> Result<Answer, Failure> {
     let since = Instant::now();
-    let sent = match conn {
-        Conn::H1(mut sender, mut checkin) => {
-            let resp = within(sender.try_send_request(req), watch, timeouts, since).await;
-            match resp {
-                Some(Ok(resp)) => {
-                    checkin.hold(sender);
-                    return Ok((resp, Some(checkin)));
-                }
+    let body = body.unwrap_or(GatewayBody::Empty);
+    let req = ex
+        .out
+        .build(ex.host, ex.key, ex.grpc, body)
+        .map_err(Failure::Refused)?;
+    let sent = match sender {
+        HyperSender::H1(mut sender) => {
+            match within(sender.try_send_request(req), ex.watch, ex.timeouts, since).await {
+                Some(Ok(resp)) => return Ok(Answer::Hyper(resp)),
                 Some(Err(e)) => e,
                 None => return Err(Failure::TimedOut),
             }
         }
-        Conn::H2(mut sender) => {
-            match within(sender.try_send_request(req), watch, timeouts, since).await {
-                Some(Ok(resp)) => return Ok((resp, None)),
+        HyperSender::H2(mut sender) => {
+            match within(sender.try_send_request(req), ex.watch, ex.timeouts, since).await {
+                Some(Ok(resp)) => return Ok(Answer::Hyper(resp)),
                 Some(Err(e)) => e,
                 None => return Err(Failure::TimedOut),
             }
@@ -282,7 +387,7 @@ async fn exchange(
     };
     let mut sent = sent;
     match sent.take_message() {
-        Some(req) => Err(Failure::NotSent(Box::new(req))),
+        Some(req) => Err(Failure::NotSent(Some(req.into_body()))),
         None => Err(Failure::Sent(sent.into_error().to_string())),
     }
 }
@@ -311,35 +416,55 @@ async fn within<F: Future>(
                     return None;
                 }
             }
-            () = watch.changed() => {}
+            () = watch.changed(), if watch.state() == BodyState::Streaming => {}
         }
     }
 }
 
-/// The client's response from the node's: its body streamed under the read timeout, its
-/// connection pooled at a clean end, `X-APISIX-Upstream-Status` when it is a 5xx.
+/// The client's response from the node's: its body streamed under the read timeout, an
+/// HTTP/1.1 connection pooled at a clean end, `X-APISIX-Upstream-Status` when it is a 5xx.
 fn respond(
-    resp: Response<Incoming>,
-    checkin: Option<Checkin>,
+    answer: Answer,
+    headers: http::HeaderMap,
     in_flight: InFlight,
     tries: &[u16],
     timeouts: Timeouts,
 ) -> (Response<GatewayBody>, Option<InFlight>) {
-    let (parts, incoming) = resp.into_parts();
-    let (body, held) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        // The connection now belongs to the upgraded stream; it never goes back.
-        drop(checkin);
-        (GatewayBody::Empty, Some(in_flight))
-    } else if incoming.is_end_stream() {
-        if let Some(c) = checkin {
-            c.release();
+    let (mut resp, held) = match answer {
+        Answer::H1(head, conn, pool, policy) => {
+            let mut resp = Response::new(GatewayBody::Empty);
+            *resp.status_mut() = head.status;
+            *resp.version_mut() = head.version;
+            *resp.headers_mut() = headers;
+            conn.headers_into(&head, resp.headers_mut());
+            if let Some(reason) = head.reason {
+                if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
+                    resp.extensions_mut().insert(reason);
+                }
+            }
+            let mut body = h1::ResponseBody::new(conn, head.body, pool, policy);
+            if head.body.is_done() {
+                body.release();
+            } else {
+                let body = UpstreamBody::new(Source::H1(body), timeouts.read, in_flight);
+                *resp.body_mut() = GatewayBody::Upstream(body);
+            }
+            (resp, None)
         }
-        (GatewayBody::Empty, None)
-    } else {
-        let body = UpstreamBody::new(incoming, checkin, timeouts.read, Box::new(in_flight));
-        (GatewayBody::Upstream(body), None)
+        Answer::Hyper(resp) => {
+            let (parts, incoming) = resp.into_parts();
+            let (body, held) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+                // The connection now belongs to the upgraded stream.
+                (GatewayBody::Empty, Some(in_flight))
+            } else if incoming.is_end_stream() {
+                (GatewayBody::Empty, None)
+            } else {
+                let body = UpstreamBody::new(Source::Hyper(incoming), timeouts.read, in_flight);
+                (GatewayBody::Upstream(body), None)
+            };
+            (Response::from_parts(parts, body), held)
+        }
     };
-    let mut resp = Response::from_parts(parts, body);
     error::set_upstream_status(&mut resp, tries);
     (resp, held)
 }

@@ -1,6 +1,12 @@
 //! Headers on the way through: what the upstream gets (APISIX's forwarded headers, §4.6) and
 //! what the client gets back. Hop-by-hop headers never cross the gateway.
+//!
+//! Both run once per request, so they avoid work where it is common to have none: a request
+//! without hop-by-hop headers is looked at once, and the forwarded values (the client's address,
+//! the port) come from a small per-thread cache of ready header values instead of being
+//! formatted and allocated every time.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,26 +22,59 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// The position of `name` in [`HOP_BY_HOP`].
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match *name {
+        header::CONNECTION => 0,
+        header::TE => 3,
+        header::TRAILER => 4,
+        header::TRANSFER_ENCODING => 5,
+        header::UPGRADE => 6,
+        _ => match name.as_str() {
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            _ => return None,
+        },
+    })
+}
+
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 /// With `keep_upgrade`, `Connection`/`Upgrade` stay (a WebSocket handshake).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if !keep_upgrade {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = hop_index(name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    if !keep_upgrade && present & 1 != 0 {
+        // Names the hop-by-hop list removes anyway (and `close`) need no parsing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
+            })
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        if keep_upgrade && (*name == header::CONNECTION || *name == header::UPGRADE) {
-            continue;
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        let kept = keep_upgrade && (*name == header::CONNECTION || *name == header::UPGRADE);
+        if present & (1 << i) != 0 && !kept {
+            headers.remove(name);
         }
-        headers.remove(name);
     }
 }
 
@@ -47,7 +86,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         return peer;
     }
     headers
-        .get("x-real-ip")
+        .get(X_REAL_IP)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(peer)
@@ -64,28 +103,144 @@ pub struct Client<'a> {
     pub host_header: Option<&'a str>,
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
 /// Sets `X-Real-IP`, `X-Forwarded-For`, `-Proto`, `-Host`, `-Port` as APISIX does with no
 /// trusted addresses configured: the client's own `X-Forwarded-Proto/Host/Port` and `Forwarded`
 /// are replaced, `X-Forwarded-For` is extended.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
-    let ip = client.remote.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
+    let ip = cached(|c| c.ip(client.remote.ip()));
+    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&v).ok()
+        }
+        _ => Some(ip.clone()),
     };
-    insert(headers, "x-forwarded-for", &xff);
-    insert(headers, "x-real-ip", &ip);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(client.scheme));
-    if let Some(host) = client.host_header {
-        insert(headers, "x-forwarded-host", host);
+    headers.reserve(5);
+    if let Some(xff) = xff {
+        headers.insert(X_FORWARDED_FOR, xff);
     }
-    let port = client
-        .host_header
-        .and_then(host_port)
-        .map(str::to_string)
-        .unwrap_or_else(|| client.server_port.to_string());
-    insert(headers, "x-forwarded-port", &port);
+    headers.insert(X_REAL_IP, ip);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
+    let port = match client.host_header {
+        Some(host) => {
+            // The client's own `Host` value when that is where the host came from (no copy).
+            let value = match headers.get(header::HOST) {
+                Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+                _ => HeaderValue::from_str(host).ok(),
+            };
+            if let Some(value) = value {
+                headers.insert(X_FORWARDED_HOST, value);
+            }
+            host_port(host)
+        }
+        None => None,
+    };
+    let port = match port {
+        Some(port) => cached(|c| c.port(port)),
+        None => cached(|c| c.port_number(client.server_port)),
+    };
+    if let Some(port) = port {
+        headers.insert(X_FORWARDED_PORT, port);
+    }
     headers.remove(header::FORWARDED);
+}
+
+/// Ready header values for what most requests repeat: the last client addresses and ports seen
+/// on this thread. A value is made once; each use is a reference-count increment.
+#[derive(Default)]
+struct ValueCache {
+    ips: Vec<(IpAddr, HeaderValue)>,
+    ports: Vec<(u16, HeaderValue)>,
+}
+
+/// Entries kept per kind; the oldest makes room.
+const CACHED: usize = 8;
+
+thread_local! {
+    static VALUES: RefCell<ValueCache> = RefCell::default();
+}
+
+fn cached<T>(f: impl FnOnce(&mut ValueCache) -> T) -> T {
+    VALUES.with(|c| f(&mut c.borrow_mut()))
+}
+
+impl ValueCache {
+    fn ip(&mut self, ip: IpAddr) -> HeaderValue {
+        if let Some((_, v)) = self.ips.iter().find(|(k, _)| *k == ip) {
+            return v.clone();
+        }
+        let mut text = [0u8; 45];
+        let len = write_ip(ip, &mut text);
+        let value = HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""));
+        remember(&mut self.ips, ip, value)
+    }
+
+    /// The port text of a `Host` header: cached when it is the plain rendering of a port
+    /// number (as almost all are), otherwise made as it is.
+    fn port(&mut self, port: &str) -> Option<HeaderValue> {
+        match port.parse::<u16>() {
+            Ok(n) if !port.starts_with('0') || port == "0" => self.port_number(n),
+            _ => HeaderValue::from_str(port).ok(),
+        }
+    }
+
+    fn port_number(&mut self, port: u16) -> Option<HeaderValue> {
+        if let Some((_, v)) = self.ports.iter().find(|(k, _)| *k == port) {
+            return Some(v.clone());
+        }
+        let value = HeaderValue::from(port);
+        Some(remember(&mut self.ports, port, value))
+    }
+}
+
+fn remember<K>(list: &mut Vec<(K, HeaderValue)>, key: K, value: HeaderValue) -> HeaderValue {
+    if list.len() == CACHED {
+        list.remove(0);
+    }
+    // Cloned once here so that the value is shared from now on (later clones allocate nothing).
+    list.push((key, value.clone()));
+    value
+}
+
+/// Writes `ip` as text into `out`; returns the length.
+fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    out[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    out[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                out[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            len
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let mut cursor = std::io::Cursor::new(&mut out[..]);
+            let _ = write!(cursor, "{v6}");
+            cursor.position() as usize
+        }
+    }
 }
 
 /// The port part of a `Host` header value, if any (`[::1]:80` → `80`).
@@ -104,12 +259,6 @@ pub fn host_without_port(host: &str) -> String {
         None => host.len(),
     };
     host[..end].to_ascii_lowercase()
-}
-
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    }
 }
 
 #[cfg(test)]
@@ -163,6 +312,57 @@ mod tests {
         assert_eq!(client_ip(other, &h), other);
         h.insert("x-real-ip", HeaderValue::from_static("not-an-ip"));
         assert_eq!(client_ip(local, &h), local);
+    }
+
+    #[test]
+    fn forwarded_values_come_from_the_cache_alike() {
+        for _ in 0..2 {
+            for (ip, text) in [
+                ("10.0.0.9", "10.0.0.9"),
+                ("192.168.100.255", "192.168.100.255"),
+                ("::1", "::1"),
+                ("2001:db8::8a2e:370:7334", "2001:db8::8a2e:370:7334"),
+            ] {
+                let mut h = HeaderMap::new();
+                h.insert("host", HeaderValue::from_static("example.com"));
+                let client = Client {
+                    remote: SocketAddr::new(ip.parse().unwrap(), 1),
+                    scheme: "https",
+                    server_port: 9443,
+                    host_header: Some("example.com"),
+                };
+                set_forwarded(&mut h, &client);
+                assert_eq!(h["x-real-ip"], text);
+                assert_eq!(h["x-forwarded-for"], text);
+                assert_eq!(h["x-forwarded-port"], "9443");
+                assert_eq!(h["x-forwarded-host"], "example.com");
+            }
+        }
+        let mut h = HeaderMap::new();
+        let client = Client {
+            remote: "10.0.0.9:1".parse().unwrap(),
+            scheme: "http",
+            server_port: 80,
+            host_header: Some("a.com:0080"),
+        };
+        set_forwarded(&mut h, &client);
+        assert_eq!(h["x-forwarded-port"], "0080");
+    }
+
+    #[test]
+    fn connection_named_headers_go_and_upgrades_can_stay() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("Upgrade, Keep-Alive"),
+        );
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut h, true);
+        assert!(h.contains_key("connection") && h.contains_key("upgrade"));
+        assert!(!h.contains_key("keep-alive"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty());
     }
 
     #[test]

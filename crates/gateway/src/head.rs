@@ -11,10 +11,15 @@
 //! upgraded connections, chunk syntax hyper will refuse anyway — it stops judging and lets bytes
 //! pass: hyper's own parser stays the last word, so no request is ever framed two ways.
 
+use std::mem::MaybeUninit;
+
 use http::StatusCode;
 
 /// The HTTP/2 connection preface (h2c prior knowledge, or h2 after ALPN).
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Header slots kept on the stack when parsing a head (more only when the limit is higher).
+const STACK_HEADERS: usize = 128;
 
 /// Limits of one request head.
 #[derive(Clone, Copy, Debug)]
@@ -153,9 +158,19 @@ impl Scanner {
             && input.len() > 2;
         self.searched = input.len();
         if ended {
-            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(input) {
+            // Header slots on the stack for the usual limit (no allocation, no initialisation).
+            let mut stack =
+                [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+            let mut heap = Vec::new();
+            let slots = match self.limits.max_headers {
+                n if n <= STACK_HEADERS => &mut stack[..n],
+                n => {
+                    heap.resize_with(n, MaybeUninit::uninit);
+                    &mut heap[..]
+                }
+            };
+            let mut req = httparse::Request::new(&mut []);
+            match req.parse_with_uninit_headers(input, slots) {
                 Ok(httparse::Status::Complete(len)) => {
                     if len > self.limits.max_head {
                         return HeadStep::Reject(self.too_large());
@@ -200,7 +215,15 @@ impl Scanner {
         if method == "CONNECT" || method == "TRACE" {
             return Err(StatusCode::METHOD_NOT_ALLOWED);
         }
-        let target = http::Uri::try_from(req.path.unwrap_or("")).map_err(|_| bad)?;
+        let target = req.path.unwrap_or("");
+        // An origin-form target of plain characters needs no parsing (it has no authority).
+        let absolute = match crate::h1::encode::plain_target(target.as_bytes()) {
+            true => false,
+            false => http::Uri::try_from(target)
+                .map_err(|_| bad)?
+                .authority()
+                .is_some(),
+        };
         let (mut hosts, mut lengths, mut codings) = (0, 0, 0);
         let (mut length, mut chunked, mut upgrade) = (0u64, false, false);
         for h in req.headers.iter() {
@@ -222,7 +245,7 @@ impl Scanner {
             }
         }
         // An absolute-form target names the host itself.
-        let needs_host = http11 && target.authority().is_none();
+        let needs_host = http11 && !absolute;
         if hosts > 1 || (needs_host && hosts == 0) || lengths > 1 || codings > 1 {
             return Err(bad);
         }

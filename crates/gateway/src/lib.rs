@@ -11,6 +11,7 @@ pub mod error;
 mod filtered;
 pub mod forward;
 mod guard;
+mod h1;
 mod head;
 pub mod health;
 pub mod metrics;

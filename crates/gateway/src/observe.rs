@@ -99,7 +99,8 @@ impl Pending {
                 true => info.remote.ip(),
                 false => forward::client_ip(info.remote.ip(), req.headers()),
             },
-            request: (!refused).then(|| (req.method().clone(), req.uri().clone(), req.version())),
+            request: (!refused)
+                .then(|| (req.method().clone(), detach_uri(req.uri()), req.version())),
             http_host: None,
             authorization: None,
             http_referer: None,
@@ -118,7 +119,7 @@ impl Pending {
                 _ if name.as_str() == "x-request-id" => &mut f.request_id,
                 _ => continue,
             };
-            slot.get_or_insert_with(|| value.clone());
+            slot.get_or_insert_with(|| detach(value));
         }
         if let Some(f) = facts.as_mut().filter(|f| f.http_host.is_none() && !refused) {
             // HTTP/2 carries the host as `:authority`.
@@ -186,6 +187,23 @@ impl Pending {
             upstream_uri: trace.upstream_uri.take(),
             request_id: f.request_id,
         });
+    }
+}
+
+/// A copy of a request header value for the log record. A clone would share the connection's
+/// read buffer and keep all of it alive until the record is written; the connection would then
+/// need a new buffer for its next request.
+fn detach(value: &HeaderValue) -> HeaderValue {
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
+}
+
+/// [`detach`] for the request target (an origin-form one; others do not share the buffer).
+fn detach_uri(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(pq) if uri.authority().is_none() => {
+            Uri::try_from(pq.as_str()).unwrap_or_else(|_| uri.clone())
+        }
+        _ => uri.clone(),
     }
 }
 

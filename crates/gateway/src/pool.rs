@@ -1,13 +1,18 @@
 //! Upstream connections: keep-alive pools per `scheme#host#port#sni#client-cert` (as APISIX keys
-//! them), HTTP/1.1 connections checked out one request at a time, HTTP/2 connections shared.
+//! them).
+//!
+//! HTTP/1.1 connections are the gateway's own ([`crate::h1`]): checked out for one request, back
+//! in the pool once its response body ended cleanly; an idle one costs no task and no timer.
+//! HTTP/2 connections (gRPC upstreams) are hyper's, shared by all requests. A request that asks
+//! for an upgrade (WebSocket) gets a hyper HTTP/1.1 connection of its own, which never returns.
 //!
 //! Connecting is a separate step from sending so that a refused or timed-out connect can be
 //! retried on another node without having consumed the request body.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
@@ -16,6 +21,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::body::GatewayBody;
+use crate::h1::{self, Stream};
 
 /// Keep-alive policy of one upstream (`keepalive_pool`; APISIX defaults 320 / 60 s / 1000).
 #[derive(Clone, Copy, Debug)]
@@ -79,28 +85,72 @@ pub enum ConnectError {
 
 /// A connection ready for one request.
 pub enum Conn {
-    H1(http1::SendRequest<GatewayBody>, Checkin),
+    /// The gateway's own HTTP/1.1 connection.
+    H1(Box<h1::Conn>),
+    /// A shared hyper HTTP/2 connection.
     H2(http2::SendRequest<GatewayBody>),
+    /// A fresh hyper HTTP/1.1 connection for an upgrade request.
+    Upgrade(http1::SendRequest<GatewayBody>),
 }
 
 impl Conn {
     /// Whether this HTTP/1.1 connection already served a request (it came from the pool, so
     /// the upstream may have closed it meanwhile).
     pub fn is_reused(&self) -> bool {
-        matches!(self, Conn::H1(_, checkin) if checkin.served > 1)
+        matches!(self, Conn::H1(conn) if conn.served > 1)
     }
 }
 
 struct Idle {
-    sender: http1::SendRequest<GatewayBody>,
+    conn: Box<h1::Conn>,
     since: Instant,
-    served: u32,
 }
+
+/// Pool keys come from the configuration, not from clients: a plain multiplicative hash will
+/// do, where the default SipHash costs more than the rest of a checkout.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<V> = HashMap<PoolKey, V, BuildHasherDefault<KeyHasher>>;
 
 #[derive(Default)]
 struct Inner {
-    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
-    h2: Mutex<HashMap<PoolKey, http2::SendRequest<GatewayBody>>>,
+    idle: Mutex<KeyMap<VecDeque<Idle>>>,
+    h2: Mutex<KeyMap<http2::SendRequest<GatewayBody>>>,
 }
 
 /// The upstream connection pools of one data-plane node.
@@ -109,81 +159,43 @@ pub struct Pool {
     inner: Arc<Inner>,
 }
 
-/// Returns an HTTP/1.1 connection to its pool once its response has been read to the end.
-/// Dropping it instead closes the connection.
-pub struct Checkin {
-    pool: Weak<Inner>,
-    key: PoolKey,
-    sender: Option<http1::SendRequest<GatewayBody>>,
-    served: u32,
-    policy: Keepalive,
-}
-
-impl Checkin {
-    /// Gives the sender of a checked-out connection to this check-in (after the request was
-    /// handed to it).
-    pub fn hold(&mut self, sender: http1::SendRequest<GatewayBody>) {
-        self.sender = Some(sender);
-    }
-
-    /// The response ended cleanly: keep the connection for the next request.
-    pub fn release(mut self) {
-        let (Some(pool), Some(sender)) = (self.pool.upgrade(), self.sender.take()) else {
-            return;
-        };
-        if sender.is_closed() || self.served >= self.policy.requests {
-            return;
-        }
-        let Ok(mut idle) = pool.idle.lock() else {
-            return;
-        };
-        let list = idle.entry(self.key.clone()).or_default();
-        if list.len() < self.policy.size {
-            list.push(Idle {
-                sender,
-                since: Instant::now(),
-                served: self.served,
-            });
-        }
-    }
-}
-
 impl Pool {
-    /// A connection to `key`: an idle pooled one when there is one, else a new one made within
-    /// `connect_timeout`.
-    pub async fn get(
+    /// A connection to `key` that needs no connecting: for HTTP/1.1 an idle pooled one (never
+    /// for an `upgrade` request), for HTTP/2 the shared one. `None`: [`Pool::connect`] makes
+    /// one.
+    pub fn checkout(
         &self,
         key: &PoolKey,
-        connect_timeout: Duration,
         policy: Keepalive,
-    ) -> Result<Conn, ConnectError> {
+        upgrade: bool,
+        now: Instant,
+    ) -> Option<Conn> {
         if key.h2 {
-            return self.get_h2(key, connect_timeout).await;
+            let shared = self.inner.h2.lock().ok()?.get(key).cloned();
+            return shared.filter(|s| !s.is_closed()).map(Conn::H2);
         }
-        while let Some(mut idle) = self.pop_idle(key, policy) {
-            if idle.sender.ready().await.is_ok() {
-                return Ok(Conn::H1(
-                    idle.sender,
-                    self.checkin(key, idle.served + 1, policy),
-                ));
-            }
+        if upgrade {
+            return None;
         }
-        self.connect(key, connect_timeout, policy).await
+        self.pop_idle(key, policy, now).map(Conn::H1)
     }
 
-    /// A new connection to `key`, made within `connect_timeout`, never a pooled one.
+    /// A new connection to `key`, made within `connect_timeout` (for HTTP/2: a new shared one).
     pub async fn connect(
         &self,
         key: &PoolKey,
         connect_timeout: Duration,
-        policy: Keepalive,
+        upgrade: bool,
     ) -> Result<Conn, ConnectError> {
         if key.h2 {
-            return self.get_h2(key, connect_timeout).await;
+            return self.connect_h2(key, connect_timeout).await;
         }
         let io = connect(key, connect_timeout).await?;
+        if !upgrade {
+            return Ok(Conn::H1(h1::Conn::new(io, key.clone(), Instant::now())));
+        }
         let (sender, conn) = http1::Builder::new()
-            .handshake(io)
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| failed(key.addr, e))?;
         tokio::spawn(async move {
@@ -191,44 +203,61 @@ impl Pool {
                 tracing::debug!("upstream connection closed: {e}");
             }
         });
-        Ok(Conn::H1(sender, self.checkin(key, 1, policy)))
+        Ok(Conn::Upgrade(sender))
     }
 
-    fn checkin(&self, key: &PoolKey, served: u32, policy: Keepalive) -> Checkin {
-        Checkin {
-            pool: Arc::downgrade(&self.inner),
-            key: key.clone(),
-            sender: None,
-            served,
-            policy,
+    /// Takes back a connection whose response ended: kept for the next request when its
+    /// response allowed it, it has served fewer than `policy.requests` and the pool has room;
+    /// closed otherwise. Its idle time counts from when it was taken (no clock reading here;
+    /// a long response only makes it expire sooner).
+    pub(crate) fn release(&self, mut conn: Box<h1::Conn>, policy: Keepalive) {
+        if !conn.reusable() || conn.served >= policy.requests {
+            return;
+        }
+        conn.idle();
+        let now = conn.taken;
+        let Ok(mut idle) = self.inner.idle.lock() else {
+            return;
+        };
+        let list = match idle.get_mut(&conn.key) {
+            Some(list) => list,
+            None => idle.entry(conn.key.clone()).or_default(),
+        };
+        // The oldest are at the front; those past the idle timeout go.
+        while list
+            .front()
+            .is_some_and(|i| now.saturating_duration_since(i.since) >= policy.idle_timeout)
+        {
+            list.pop_front();
+        }
+        if list.len() < policy.size {
+            list.push_back(Idle { conn, since: now });
         }
     }
 
-    fn pop_idle(&self, key: &PoolKey, policy: Keepalive) -> Option<Idle> {
+    /// The most recently used idle connection that is still open and within its idle timeout.
+    fn pop_idle(&self, key: &PoolKey, policy: Keepalive, now: Instant) -> Option<Box<h1::Conn>> {
         let mut idle = self.inner.idle.lock().ok()?;
         let list = idle.get_mut(key)?;
-        while let Some(conn) = list.pop() {
-            if !conn.sender.is_closed() && conn.since.elapsed() < policy.idle_timeout {
+        while let Some(Idle { mut conn, since }) = list.pop_back() {
+            if now.saturating_duration_since(since) < policy.idle_timeout && conn.is_usable() {
+                conn.served += 1;
+                conn.taken = now;
                 return Some(conn);
             }
         }
         None
     }
 
-    async fn get_h2(&self, key: &PoolKey, connect_timeout: Duration) -> Result<Conn, ConnectError> {
-        if let Some(sender) = self
-            .inner
-            .h2
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key).cloned())
-            .filter(|s| !s.is_closed())
-        {
-            return Ok(Conn::H2(sender));
-        }
+    /// A new HTTP/2 connection to `key`, shared from now on.
+    async fn connect_h2(
+        &self,
+        key: &PoolKey,
+        connect_timeout: Duration,
+    ) -> Result<Conn, ConnectError> {
         let io = connect(key, connect_timeout).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .handshake(io)
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| failed(key.addr, e))?;
         tokio::spawn(async move {
@@ -247,19 +276,12 @@ impl Pool {
         self.inner
             .idle
             .lock()
-            .map(|m| m.get(key).map_or(0, Vec::len))
+            .map(|m| m.get(key).map_or(0, VecDeque::len))
             .unwrap_or(0)
     }
 }
 
-/// A byte stream to an upstream node: plain TCP or TLS over TCP.
-pub type UpstreamIo = TokioIo<Box<dyn Io>>;
-
-/// Anything a connection can run over.
-pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
-
-async fn connect(key: &PoolKey, connect_timeout: Duration) -> Result<UpstreamIo, ConnectError> {
+async fn connect(key: &PoolKey, connect_timeout: Duration) -> Result<Stream, ConnectError> {
     let deadline = tokio::time::Instant::now() + connect_timeout;
     let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(key.addr))
         .await
@@ -267,7 +289,7 @@ async fn connect(key: &PoolKey, connect_timeout: Duration) -> Result<UpstreamIo,
         .map_err(|e| failed(key.addr, e))?;
     let _ = tcp.set_nodelay(true);
     let Some(tls) = &key.tls else {
-        return Ok(TokioIo::new(Box::new(tcp)));
+        return Ok(Stream::Tcp(tcp));
     };
     // The configuration already offers ALPN `h2` for gRPC upstreams.
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
@@ -275,7 +297,7 @@ async fn connect(key: &PoolKey, connect_timeout: Duration) -> Result<UpstreamIo,
         .await
         .map_err(|_| ConnectError::Timeout(key.addr))?
         .map_err(|e| failed(key.addr, e))?;
-    Ok(TokioIo::new(Box::new(stream)))
+    Ok(Stream::Tls(Box::new(stream)))
 }
 
 fn failed(addr: SocketAddr, e: impl std::fmt::Display) -> ConnectError {

@@ -178,10 +178,14 @@ async fn serve_conn<I>(
     let service = service_fn(move |req: Request<Incoming>| {
         let (gateway, info) = (gateway.clone(), info.clone());
         let refused = verdicts.next_request();
-        async move {
+        // The request's future is large (every await point of the proxy keeps its room);
+        // written straight into its own allocation it is never copied, where hyper would copy
+        // it into its slot whole.
+        let slot = Box::new_uninit();
+        Box::into_pin(Box::write(slot, async move {
             let resp = observe::serve(gateway, req, &info, refused).await;
             Ok::<_, std::convert::Infallible>(resp)
-        }
+        }))
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = graceful.watch(conn.into_owned()).await {

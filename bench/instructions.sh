@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# CPU instructions per proxied request, Portico against nginx, counted by valgrind (callgrind).
+# Unlike bench/run.sh this does not depend on a quiet machine: it counts user-space instructions,
+# which other work on the machine does not change. See docs/benchmarks.md.
+#
+#   bench/instructions.sh              both proxies, 20,000 requests each over 50 connections
+#
+# Settings (environment):
+#   PORTICO_BIN          portico binary (default: target/release/portico of this checkout)
+#   INSTR_TARGETS        which proxies, in that order           ("nginx portico")
+#   INSTR_REQUESTS       requests counted per proxy             (20000)
+#   INSTR_WARMUP         requests before counting starts        (2000)
+#   INSTR_CONNS          keep-alive client connections          (50)
+#   INSTR_IDLE           seconds of idle measured for the baseline (5)
+#   INSTR_ACCESS_LOG     Portico's access log: on (to a file, as bench/run.sh runs it) or off
+#                        (as the nginx proxy runs)                 (on)
+#   INSTR_SYSCALLS=0     skip the syscall count (a run without valgrind, under `perf stat`)
+#   INSTR_KEEP=DIR       keep the callgrind files (callgrind_annotate DIR/portico.load) in DIR
+#
+# For each proxy: start it under `valgrind --tool=callgrind` (nginx with one process:
+# `master_process off`), send the warm-up requests, count an idle period (`callgrind_control
+# --zero`, sleep, `--dump`) for the baseline rate, then count the measured requests the same way.
+# Instructions per request = (counted - idle rate x duration) / requests. User space only: the
+# kernel's share (loopback TCP, wake-ups) is not in it; the syscall count stands in for it.
+# valgrind counts every byte that `rep movsb`/`rep stosb` moves as one instruction, so large
+# memcpy/memset weigh far more here than on the CPU: their share is shown on its own.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+LIB=(python3 "$HERE/lib.py")
+TARGETS=${INSTR_TARGETS:-"nginx portico"}
+REQUESTS=${INSTR_REQUESTS:-20000}
+WARMUP=${INSTR_WARMUP:-2000}
+CONNS=${INSTR_CONNS:-50}
+IDLE=${INSTR_IDLE:-5}
+SYSCALLS=${INSTR_SYSCALLS:-1}
+PORTICO_BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in valgrind callgrind_control python3 curl; do
+  command -v $tool >/dev/null || die "needs $tool"
+done
+[[ -x $NGINX ]] || die "needs nginx"
+[[ $TARGETS != *portico* || -x $PORTICO_BIN ]] || die "no portico binary at $PORTICO_BIN"
+
+TMP=$(mktemp -d /tmp/portico-instr.XXXXXX)
+PIDS=()
+cleanup() {
+  local rc=$? p i
+  set +e
+  for p in "${PIDS[@]}"; do
+    [[ -d /proc/$p ]] || continue
+    kill -TERM "$p" 2>/dev/null
+    for i in $(seq 100); do [[ -d /proc/$p ]] || break; sleep 0.1; done
+    [[ -d /proc/$p ]] && kill -KILL "$p" 2>/dev/null
+  done
+  rm -rf "$TMP"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# The load: CONNS keep-alive connections, REQUESTS GETs in all, each answer checked (200 and
+# the 1 KiB body). Prints the seconds it took.
+cat >"$TMP/drive.py" <<'EOF'
+import selectors, socket, sys, time
+host, port, path, total, conns = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: instructions\r\n\r\n".encode()
+sel = selectors.DefaultSelector()
+sent = done = 0
+class Conn:
+    def __init__(self):
+        self.s = socket.create_connection((host, port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+def send(c):
+    global sent
+    if sent < total:
+        sent += 1
+        c.s.sendall(req)
+        return True
+    return False
+t0 = time.monotonic()
+for _ in range(min(conns, total)):
+    c = Conn()
+    sel.register(c.s, selectors.EVENT_READ, c)
+    send(c)
+open_conns = min(conns, total)
+while open_conns:
+    for key, _ in sel.select(timeout=60):
+        c = key.data
+        data = c.s.recv(65536)
+        if not data:
+            sys.exit("connection closed by the proxy")
+        c.buf += data
+        while True:
+            end = c.buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = c.buf[:end].decode("latin-1").lower()
+            if not head.startswith("http/1.1 200"):
+                sys.exit("unexpected answer: " + head.splitlines()[0])
+            length = None
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name == "content-length":
+                    length = int(value)
+            if length is None:
+                sys.exit("answer without content-length")
+            if len(c.buf) < end + 4 + length:
+                break
+            if length != 1024:
+                sys.exit(f"body of {length} bytes")
+            c.buf = c.buf[end + 4 + length:]
+            done += 1
+            if not send(c):
+                sel.unregister(c.s)
+                c.s.close()
+                open_conns -= 1
+print(f"{time.monotonic() - t0:.3f}")
+EOF
+drive() { python3 "$TMP/drive.py" 127.0.0.1 "$1" /hello "$2" "$CONNS"; }
+
+# Total instructions in the callgrind file dumped last for PID, and those in memcpy/memset.
+dumped_ir() {
+  local pid=$1 f
+  f=$(ls -t "$TMP/cg/callgrind.$pid".* 2>/dev/null | head -1)
+  [[ -n $f ]] || die "no callgrind dump for $pid"
+  echo "$(awk '/^(summary|totals):/ { print $2; exit }' "$f")" \
+    "$(callgrind_annotate --threshold=100 --auto=no "$f" 2>/dev/null \
+      | awk '/__mem(cpy|move|set)/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')"
+  echo "$f" >"$TMP/last-dump"
+}
+
+control() { callgrind_control "$@" >/dev/null 2>&1 || die "callgrind_control $* failed"; }
+
+# count NAME PORT PID: prints "instructions/request idle-rate seconds memcpy+memset/request"
+count() {
+  local name=$1 port=$2 pid=$3 idle_ir idle_mem secs load_ir load_mem
+  log "$name: warm-up, $WARMUP requests"
+  drive "$port" "$WARMUP" >/dev/null || die "$name: warm-up failed"
+  sleep 1
+  control -z "$pid"
+  sleep "$IDLE"
+  control -d "$pid"
+  read -r idle_ir idle_mem < <(dumped_ir "$pid")
+  [[ -n ${INSTR_KEEP:-} ]] && cp "$(cat "$TMP/last-dump")" "$INSTR_KEEP/$name.idle"
+  log "$name: counting $REQUESTS requests over $CONNS connections"
+  control -z "$pid"
+  secs=$(drive "$port" "$REQUESTS") || die "$name: load failed"
+  control -d "$pid"
+  read -r load_ir load_mem < <(dumped_ir "$pid")
+  [[ -n ${INSTR_KEEP:-} ]] && cp "$(cat "$TMP/last-dump")" "$INSTR_KEEP/$name.load"
+  python3 -c "
+idle, load, secs, n, idle_secs = $idle_ir, $load_ir, $secs, $REQUESTS, $IDLE
+rate = idle / idle_secs
+mem = ($load_mem - $idle_mem / idle_secs * secs) / n
+print(round((load - rate * secs) / n), round(rate), secs, round(mem))"
+}
+
+# syscalls NAME PORT PID...: syscalls and context switches per request, without valgrind.
+syscalls() {
+  local name=$1 port=$2
+  shift 2
+  local pids
+  pids=$(IFS=,; echo "$*")
+  drive "$port" "$WARMUP" >/dev/null
+  perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$TMP/perf-$name.txt" \
+    -- python3 "$TMP/drive.py" 127.0.0.1 "$port" /hello "$REQUESTS" "$CONNS" >/dev/null 2>&1 \
+    || { echo "- -"; return; }
+  awk -F, -v n="$REQUESTS" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
+    END { if (s == "") print "- -"; else printf "%.2f %.2f\n", s / n, c / n }' "$TMP/perf-$name.txt"
+}
+
+mkdir -p "$TMP/cg"
+[[ -n ${INSTR_KEEP:-} ]] && mkdir -p "$INSTR_KEEP"
+VG=(valgrind --tool=callgrind --callgrind-out-file="$TMP/cg/callgrind.%p" --dump-instr=no)
+[[ $SYSCALLS == 1 ]] && ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 && SYSCALLS=0
+
+UP_PORT=$("${LIB[@]}" freeport)
+"${LIB[@]}" upstream-conf "$TMP" "$UP_PORT" >"$TMP/upstream.conf"
+"$NGINX" -p "$TMP" -e "$TMP/upstream-error.log" -c "$TMP/upstream.conf" || die "upstream nginx did not start"
+for _ in $(seq 100); do [[ -s $TMP/upstream.pid ]] && break; sleep 0.1; done
+PIDS+=("$(cat "$TMP/upstream.pid")")
+"${LIB[@]}" wait-route "http://127.0.0.1:$UP_PORT/hello" "" 10 >/dev/null || die "upstream does not answer"
+log "upstream nginx on 127.0.0.1:$UP_PORT"
+
+# start_nginx_proxy [valgrind...]: the nginx proxy as one process (no master), in the foreground
+start_nginx_proxy() {
+  "${LIB[@]}" proxy-conf "$TMP" "$NGINX_PORT" "$UP_PORT" 0 \
+    | sed 's/^daemon on;/daemon off;/; s/^master_process on;/master_process off;/' >"$TMP/proxy.conf"
+  "$@" "$NGINX" -p "$TMP" -e "$TMP/proxy-error.log" -c "$TMP/proxy.conf" \
+    >"$TMP/nginx.out" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  "${LIB[@]}" wait-route "http://127.0.0.1:$NGINX_PORT/hello" "" 120 >/dev/null || die "nginx proxy does not answer"
+}
+
+# start_portico [valgrind...]: portico up (one worker) with /hello routed to the upstream
+start_portico() {
+  local data="$TMP/portico-$RANDOM"
+  mkdir -p "$data"
+  echo "{}" >"$data/none.yaml"
+  (
+    cd "$data"
+    export PORTICO_DATA="$data/data" PORTICO_ADMIN_KEY=instr-admin-key \
+      PORTICO_ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" PORTICO_PROXY_ADDR="127.0.0.1:$PORTICO_PORT" \
+      PORTICO_PROXY_TLS_ADDR=127.0.0.1:0 PORTICO_METRICS_ADDR=127.0.0.1:0 \
+      PORTICO_PORTAL_ADDR=127.0.0.1:0 PORTICO_STATUS_ADDR=127.0.0.1:0 PORTICO_WORKERS=1 \
+      PORTICO_LOG=warn PORTICO_CONFIG="$data/none.yaml"
+    [[ ${INSTR_ACCESS_LOG:-on} == off ]] && export PORTICO_ACCESS_LOG=off
+    exec "$@" "$PORTICO_BIN" up
+  ) >"$TMP/portico.out" 2>"$TMP/portico.err" &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 1200); do
+    grep -qx ready "$TMP/portico.out" 2>/dev/null && break
+    [[ -d /proc/$PID ]] || break
+    sleep 0.1
+  done
+  grep -qx ready "$TMP/portico.out" || { tail -20 "$TMP/portico.err" >&2; die "portico did not start"; }
+  local admin
+  admin=$(sed -n 's/^admin API: //p' "$TMP/portico.out")
+  curl -fsS -o /dev/null -X PUT "$admin/upstreams/1" -H "X-API-KEY: instr-admin-key" \
+    -d "{\"nodes\":{\"127.0.0.1:$UP_PORT\":1}}" || die "PUT upstream failed"
+  curl -fsS -o /dev/null -X PUT "$admin/routes/1" -H "X-API-KEY: instr-admin-key" \
+    -d '{"uri":"/hello","upstream_id":"1"}' || die "PUT route failed"
+  "${LIB[@]}" wait-route "http://127.0.0.1:$PORTICO_PORT/hello" "" 300 >/dev/null || die "portico does not route /hello"
+}
+
+stop() { # stop PID
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 300); do [[ -d /proc/$1 ]] || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+declare -A RESULT SYS
+for target in $TARGETS; do
+  case $target in
+    nginx)
+      NGINX_PORT=$("${LIB[@]}" freeport)
+      start_nginx_proxy "${VG[@]}"
+      RESULT[nginx]=$(count nginx "$NGINX_PORT" "$PID")
+      stop "$PID"
+      if [[ $SYSCALLS == 1 ]]; then
+        start_nginx_proxy
+        SYS[nginx]=$(syscalls nginx "$NGINX_PORT" "$PID")
+        stop "$PID"
+      fi
+      ;;
+    portico)
+      ADMIN_PORT=$("${LIB[@]}" freeport)
+      PORTICO_PORT=$("${LIB[@]}" freeport)
+      start_portico "${VG[@]}"
+      RESULT[portico]=$(count portico "$PORTICO_PORT" "$PID")
+      stop "$PID"
+      if [[ $SYSCALLS == 1 ]]; then
+        ADMIN_PORT=$("${LIB[@]}" freeport)
+        PORTICO_PORT=$("${LIB[@]}" freeport)
+        start_portico
+        SYS[portico]=$(syscalls portico "$PORTICO_PORT" "$PID")
+        stop "$PID"
+      fi
+      ;;
+    *) die "unknown target $target" ;;
+  esac
+  log "$target: ${RESULT[$target]} (instructions/request, idle instructions/s, seconds, memcpy+memset/request)"
+done
+
+echo "requests: $REQUESTS over $CONNS connections (after $WARMUP warm-up); 1 KiB body;" \
+  "user-space instructions (callgrind); Portico access log ${INSTR_ACCESS_LOG:-on}"
+printf '%-8s %14s %9s %15s %14s %11s %8s\n' proxy "instr/request" "x nginx" "memcpy+memset" "idle instr/s" "syscalls/r" "ctxsw/r"
+for target in $TARGETS; do
+  read -r per idle _ mem <<<"${RESULT[$target]}"
+  read -r sc cs <<<"${SYS[$target]:-- -}"
+  ratio=-
+  [[ -n ${RESULT[nginx]:-} ]] && ratio=$(python3 -c "print(f'{$per / ${RESULT[nginx]%% *}:.2f}')")
+  printf '%-8s %14s %9s %15s %14s %11s %8s\n' "$target" "$per" "$ratio" "$mem" "$idle" "$sc" "$cs"
+done
