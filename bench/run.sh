@@ -25,6 +25,7 @@
 #   BENCH_OUT            folder of the results                   (bench/results)
 #   BENCH_MAX_SECONDS    hard limit of the whole run             (3600)
 #   BENCH_KEEP=1         keep the temp folder (configs, logs)
+#   BENCH_ACCESS_LOG     Portico's access log: off (as the nginx proxy) or a path ("off")
 #   BENCH_PORTICO_REV    what source PORTICO_BIN was built from, for the report (default: this checkout)
 set -euo pipefail
 
@@ -59,6 +60,8 @@ LOAD_CPU=${BENCH_LOAD_CPU:-0}
 OUT_DIR=${BENCH_OUT:-$HERE/results}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-3600}
 PORTICO_BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
+# Like the nginx proxy (`access_log off`), Portico runs without its access log unless asked.
+ACCESS_LOG=${BENCH_ACCESS_LOG:-off}
 ADMIN_KEY=bench-admin-key
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -218,6 +221,7 @@ start_portico() { # start_portico ROLE (up, or cp: the control plane alone) on t
       PORTICO_ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" PORTICO_PROXY_ADDR="127.0.0.1:$PORTICO_PORT" \
       PORTICO_PROXY_TLS_ADDR=127.0.0.1:0 PORTICO_METRICS_ADDR=127.0.0.1:0 \
       PORTICO_PORTAL_ADDR=127.0.0.1:0 PORTICO_WORKERS=1 PORTICO_LOG=warn \
+      PORTICO_ACCESS_LOG="$ACCESS_LOG" \
       PORTICO_CONFIG="$TMP/portico/none.yaml"
     exec taskset -c "$PROXY_CPU" "$PORTICO_BIN" "$role"
   ) >"$TMP/portico.out" 2>>"$TMP/portico.err" &

@@ -141,18 +141,18 @@ impl Gateway {
             ctx: Some(ctx),
             entry: entry.clone(),
         };
-        let resp = self
-            .plugin_path(
-                snapshot,
-                &entry,
-                pending.ctx(),
-                parts,
-                body,
-                host_header,
-                hash_key,
-                conn,
-            )
-            .await;
+        // Boxed: routes without plugins keep a small request future.
+        let resp = Box::pin(self.plugin_path(
+            snapshot,
+            &entry,
+            pending.ctx(),
+            parts,
+            body,
+            host_header,
+            hash_key,
+            conn,
+        ))
+        .await;
         let ctx = pending.answered();
         Ok(finish(entry, ctx, resp))
     }
