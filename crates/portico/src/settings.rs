@@ -67,6 +67,9 @@ pub struct Settings {
     pub proxy_addr: String,
     pub proxy_tls_addr: String,
     pub metrics_addr: String,
+    /// Reserved for the developer portal's listener (documented as such in the README); no
+    /// listener opens on it in this build.
+    #[allow(dead_code)]
     pub portal_addr: String,
     pub status_addr: String,
     /// Seconds between heartbeats of a data-plane node.

@@ -75,11 +75,11 @@ impl AdminApi {
                 )))
             }
         }
-        let Some(spec) = self.plugins.get(name) else {
+        if self.plugins.get(name).is_none() {
             return Err(AdminError::NotFound(
                 "plugin not found in subsystem http".into(),
             ));
-        };
+        }
         let schema = match call.query.get("schema_type").map(String::as_str) {
             Some("consumer") => self
                 .plugins
