@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use portico_expr::Vars;
 use portico_model::PluginSpec;
@@ -368,12 +368,11 @@ impl Answer {
         let Some(h) = self.headers.get(rule).filter(|_| self.show_headers) else {
             return;
         };
-        for (name, value) in [
-            (&h.limit, limit.to_string()),
-            (&h.remaining, left.to_string()),
-            (&h.reset, reset_text(reset)),
-        ] {
-            ctx.set_response_header(name.as_str(), &value);
+        let headers = &mut ctx.response_headers;
+        headers.insert(h.limit.clone(), HeaderValue::from(limit));
+        headers.insert(h.remaining.clone(), HeaderValue::from(left));
+        if let Ok(v) = HeaderValue::from_str(&reset_text(reset)) {
+            headers.insert(h.reset.clone(), v);
         }
     }
 
