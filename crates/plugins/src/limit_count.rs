@@ -337,8 +337,18 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
 }
 
 /// `math.floor(reset * 100) / 100` printed as Lua prints numbers.
+///
+/// The hundredths are taken with the same float arithmetic; the quotient by 100 then prints as
+/// its decimal digits (what `%.14g` and a shortest-representation print give for it), with
+/// integer formatting rather than float formatting on every request.
 fn reset_text(reset: Duration) -> String {
-    portico_model::schema::format_number((reset.as_secs_f64() * 100.0).floor() / 100.0)
+    let hundredths = (reset.as_secs_f64() * 100.0).floor() as u64;
+    let (secs, frac) = (hundredths / 100, hundredths % 100);
+    match frac {
+        0 => secs.to_string(),
+        f if f % 10 == 0 => format!("{secs}.{}", f / 10),
+        f => format!("{secs}.{f:02}"),
+    }
 }
 
 impl Answer {

@@ -270,3 +270,29 @@ fn stable_checksum_input() {
     assert_eq!(a, "{\"a\":[true,{\"c\":\"x\",\"d\":null}],\"b\":1}");
     assert_eq!(reset_text(Duration::from_millis(59_876)), "59.87");
 }
+
+#[test]
+fn reset_prints_as_lua_prints_floor_of_hundredths() {
+    let lua = |d: Duration| {
+        portico_model::schema::format_number((d.as_secs_f64() * 100.0).floor() / 100.0)
+    };
+    let mut nanos: u64 = 1;
+    for ms in 0..5_000u64 {
+        for d in [
+            Duration::from_millis(ms),
+            Duration::from_millis(ms * 17),
+            Duration::from_nanos(ms * 1_000_003 + nanos % 1_000_000),
+        ] {
+            assert_eq!(reset_text(d), lua(d), "{d:?}");
+        }
+        nanos = nanos
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+    assert_eq!(
+        reset_text(Duration::from_millis(290)),
+        "0.28",
+        "Lua's float floor"
+    );
+    assert_eq!(reset_text(Duration::from_secs(86_400)), "86400");
+}
