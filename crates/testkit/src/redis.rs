@@ -173,6 +173,17 @@ impl RedisServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Runs `redis-cli`; its trimmed stdout when it succeeded without an error reply, `None`
+    /// otherwise (for polling a server whose state is changing).
+    pub fn cli_try(&self, args: &[&str]) -> Option<String> {
+        let out = self.cli(args);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let refused = ["ERR", "NOGOODSLAVE", "INPROG", "LOADING", "(error)"]
+            .iter()
+            .any(|e| text.starts_with(e));
+        (out.status.success() && !refused).then_some(text)
+    }
+
     /// Stops Redis with `SIGTERM` and waits until it is gone. No-op when not running.
     pub fn stop(&mut self) {
         if let Some(mut running) = self.process.take() {
@@ -490,11 +501,12 @@ impl RedisSentinel {
         serde_json::json!([{"host": "127.0.0.1", "port": self.sentinel.port}])
     }
 
-    /// The master's port as the sentinel reports it now.
+    /// The master's port as the sentinel reports it now (0 while it cannot say).
     pub fn master_port(&self) -> u16 {
         let out = self
             .sentinel
-            .cli_text(&["sentinel", "get-master-addr-by-name", SENTINEL_MASTER]);
+            .cli_try(&["sentinel", "get-master-addr-by-name", SENTINEL_MASTER])
+            .unwrap_or_default();
         out.lines()
             .nth(1)
             .and_then(|p| p.trim().parse().ok())
@@ -502,7 +514,7 @@ impl RedisSentinel {
     }
 
     /// Makes the replica the master (`SENTINEL FAILOVER`) and waits until the sentinel reports
-    /// it and it accepts writes.
+    /// it and it accepts writes. Every step is polled: servers answer errors while roles change.
     pub fn failover(&self) {
         let target = self.second.port;
         let current = self.master_port();
@@ -511,31 +523,31 @@ impl RedisSentinel {
         } else {
             target
         };
-        // Wait for the replica to be in sync, or the sentinel refuses to promote it.
-        self.wait("a replica in sync", || {
-            let node = if new == self.first.port {
-                &self.first
-            } else {
-                &self.second
-            };
-            node.cli_text(&["info", "replication"])
-                .contains("master_link_status:up")
-        });
-        self.sentinel
-            .cli_text(&["sentinel", "failover", SENTINEL_MASTER]);
-        self.wait("the failover", || self.master_port() == new);
+        let replication = |node: &RedisServer, want: &str| {
+            node.cli_try(&["info", "replication"])
+                .is_some_and(|t| t.contains(want))
+        };
         let (node, old) = if new == self.first.port {
             (&self.first, &self.second)
         } else {
             (&self.second, &self.first)
         };
-        self.wait("the new master", || {
-            node.cli_text(&["info", "replication"])
-                .contains("role:master")
+        // Wait for the replica to be in sync, or the sentinel refuses to promote it.
+        self.wait("a replica in sync", || {
+            replication(node, "master_link_status:up")
         });
+        // The sentinel may not count the replica as good yet (NOGOODSLAVE): ask again.
+        self.wait("the failover to start", || {
+            self.master_port() == new
+                || self
+                    .sentinel
+                    .cli_try(&["sentinel", "failover", SENTINEL_MASTER])
+                    .is_some()
+        });
+        self.wait("the failover", || self.master_port() == new);
+        self.wait("the new master", || replication(node, "role:master"));
         self.wait("the old master to become a replica", || {
-            old.cli_text(&["info", "replication"])
-                .contains("role:slave")
+            replication(old, "role:slave")
         });
     }
 }
