@@ -52,10 +52,12 @@ mod route;
 mod runtime;
 pub mod tcp_logger;
 pub mod template;
+pub mod tls;
 pub mod traffic_split;
 pub mod ua_restriction;
 pub mod uri_blocker;
 mod vars;
+mod version;
 
 use portico_model::{PluginSpec, Registry};
 

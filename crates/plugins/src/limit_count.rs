@@ -25,6 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
+
+use crate::version::conf_version;
+#[cfg(test)]
+use crate::version::stable_json;
 use http::StatusCode;
 use portico_expr::Vars;
 use portico_model::PluginSpec;
@@ -211,37 +215,6 @@ pub struct LimitCount {
 /// A rule resolved for one request: its index, counter key, count and window (seconds).
 type Resolved = (usize, String, u64, u64);
 
-/// JSON with object keys sorted (`core.json.stably_encode`), for the configuration checksum.
-fn stable_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(o) => {
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                stable_json(&o[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, item) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                stable_json(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<QuotaHeaders, String> {
     let name = |field: &str, default: &str| -> Result<HeaderName, String> {
         let base = metadata
@@ -315,11 +288,7 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
     };
     let prefix = match &c.group {
         Some(group) => group.clone(),
-        None => {
-            let mut text = String::new();
-            stable_json(conf, &mut text);
-            format!("{}:{}", env.owner, crc32fast::hash(text.as_bytes()))
-        }
+        None => format!("{}:{}", env.owner, conf_version(conf)),
     };
     Ok(Arc::new(LimitCount {
         rules,

@@ -92,41 +92,7 @@ fn check(conf: &Value) -> Result<(), String> {
     crate::redis_schema::check(policy(conf), conf)
 }
 
-/// `apisix/plugin.lua:conf_version`: crc32 of the configuration encoded with sorted keys.
-pub(crate) fn conf_version(conf: &Value) -> u32 {
-    fn encode(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(o) => {
-                let mut keys: Vec<&String> = o.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    encode(&o[k.as_str()], out);
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, item) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    encode(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut text = String::new();
-    encode(conf, &mut text);
-    crc32fast::hash(text.as_bytes())
-}
+pub(crate) use crate::version::conf_version;
 
 /// Where a limit key's value comes from (`key_type` + `key`).
 #[derive(Debug)]

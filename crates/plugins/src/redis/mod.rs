@@ -96,7 +96,7 @@ impl Tls {
         let config = if verify {
             VERIFYING.get_or_init(tls::verifying_system)
         } else {
-            ACCEPTING.get_or_init(tls::accepting_any)
+            ACCEPTING.get_or_init(crate::tls::accepting_any)
         };
         let config = config.clone().map_err(Error::Tls)?;
         Ok(Tls { verify, config })
