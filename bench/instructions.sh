@@ -12,6 +12,8 @@
 #   INSTR_WARMUP         requests before counting starts        (2000)
 #   INSTR_CONNS          keep-alive client connections          (50)
 #   INSTR_IDLE           seconds of idle measured for the baseline (5)
+#   INSTR_ROUTE          Portico's route: bare, f (limit-count + prometheus) or g (key-auth +
+#                        limit-count + prometheus), as the scenarios of bench/run.sh  (bare)
 #   INSTR_ACCESS_LOG     Portico's access log: on (to a file, as bench/run.sh runs it) or off
 #                        (as the nginx proxy runs)                 (on)
 #   INSTR_SYSCALLS=0     skip the syscall count (a run without valgrind, under `perf stat`)
@@ -69,7 +71,8 @@ trap 'log "interrupted"; exit 130' INT TERM
 cat >"$TMP/drive.py" <<'EOF'
 import selectors, socket, sys, time
 host, port, path, total, conns = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: instructions\r\n\r\n".encode()
+extra = "".join(h + "\r\n" for h in sys.argv[6:])
+req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: instructions\r\n{extra}\r\n".encode()
 sel = selectors.DefaultSelector()
 sent = done = 0
 class Conn:
@@ -123,7 +126,14 @@ while open_conns:
                 open_conns -= 1
 print(f"{time.monotonic() - t0:.3f}")
 EOF
-drive() { python3 "$TMP/drive.py" 127.0.0.1 "$1" /hello "$2" "$CONNS"; }
+ROUTE=${INSTR_ROUTE:-bare}
+DRIVE_HEADERS=()
+case $ROUTE in
+  bare | f) ;;
+  g) DRIVE_HEADERS=("apikey: bench-key") ;;
+  *) die "unknown INSTR_ROUTE $ROUTE (bare, f or g)" ;;
+esac
+drive() { python3 "$TMP/drive.py" 127.0.0.1 "$1" /hello "$2" "$CONNS" "${DRIVE_HEADERS[@]}"; }
 
 # Total instructions in the callgrind file dumped last for PID, and those in memcpy/memset.
 dumped_ir() {
@@ -170,7 +180,7 @@ syscalls() {
   pids=$(IFS=,; echo "$*")
   drive "$port" "$WARMUP" >/dev/null
   perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$TMP/perf-$name.txt" \
-    -- python3 "$TMP/drive.py" 127.0.0.1 "$port" /hello "$REQUESTS" "$CONNS" >/dev/null 2>&1 \
+    -- python3 "$TMP/drive.py" 127.0.0.1 "$port" /hello "$REQUESTS" "$CONNS" "${DRIVE_HEADERS[@]}" >/dev/null 2>&1 \
     || { echo "- -"; return; }
   awk -F, -v n="$REQUESTS" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
     END { if (s == "") print "- -"; else printf "%.2f %.2f\n", s / n, c / n }' "$TMP/perf-$name.txt"
@@ -227,9 +237,25 @@ start_portico() {
   admin=$(sed -n 's/^admin API: //p' "$TMP/portico.out")
   curl -fsS -o /dev/null -X PUT "$admin/upstreams/1" -H "X-API-KEY: instr-admin-key" \
     -d "{\"nodes\":{\"127.0.0.1:$UP_PORT\":1}}" || die "PUT upstream failed"
-  curl -fsS -o /dev/null -X PUT "$admin/routes/1" -H "X-API-KEY: instr-admin-key" \
-    -d '{"uri":"/hello","upstream_id":"1"}' || die "PUT route failed"
-  "${LIB[@]}" wait-route "http://127.0.0.1:$PORTICO_PORT/hello" "" 300 >/dev/null || die "portico does not route /hello"
+  local put=(curl -fsS -o /dev/null -X PUT -H "X-API-KEY: instr-admin-key")
+  local limit='"limit-count":{"count":2000000000,"time_window":60,"rejected_code":503,"key":"remote_addr"}'
+  case $ROUTE in
+    bare) "${put[@]}" "$admin/routes/1" -d '{"uri":"/hello","upstream_id":"1"}' || die "PUT route failed" ;;
+    f)
+      "${put[@]}" "$admin/plugin_configs/f" -d "{\"plugins\":{$limit,\"prometheus\":{}}}" || die "PUT template failed"
+      "${put[@]}" "$admin/routes/1" -d '{"uri":"/hello","upstream_id":"1","plugin_config_id":"f"}' || die "PUT route failed" ;;
+    g)
+      "${put[@]}" "$admin/consumers" -d '{"username":"bench","plugins":{"key-auth":{"key":"bench-key"}}}' || die "PUT consumer failed"
+      "${put[@]}" "$admin/plugin_configs/g" -d "{\"plugins\":{\"key-auth\":{},$limit,\"prometheus\":{}}}" || die "PUT template failed"
+      "${put[@]}" "$admin/routes/1" -d '{"uri":"/hello","upstream_id":"1","plugin_config_id":"g"}' || die "PUT route failed" ;;
+  esac
+  local h=()
+  [[ $ROUTE == g ]] && h=(-H "apikey: bench-key")
+  for _ in $(seq 300); do
+    curl -fsS -o /dev/null "${h[@]}" "http://127.0.0.1:$PORTICO_PORT/hello" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "portico does not route /hello"
 }
 
 stop() { # stop PID
@@ -272,7 +298,7 @@ for target in $TARGETS; do
 done
 
 echo "requests: $REQUESTS over $CONNS connections (after $WARMUP warm-up); 1 KiB body;" \
-  "user-space instructions (callgrind); Portico access log ${INSTR_ACCESS_LOG:-on}"
+  "user-space instructions (callgrind); Portico route $ROUTE, access log ${INSTR_ACCESS_LOG:-on}"
 printf '%-8s %14s %9s %15s %14s %11s %8s\n' proxy "instr/request" "x nginx" "memcpy+memset" "idle instr/s" "syscalls/r" "ctxsw/r"
 for target in $TARGETS; do
   read -r per idle _ mem <<<"${RESULT[$target]}"

@@ -22,7 +22,7 @@ use crate::body::{BodyError, GatewayBody};
 /// See the module documentation.
 pub struct FilteredBody {
     inner: GatewayBody,
-    ctx: Ctx,
+    ctx: Box<Ctx>,
     entry: Arc<RouteEntry>,
     /// `Content-Length` was kept: the body's length does not change.
     keeps_length: bool,
@@ -41,7 +41,12 @@ enum State {
 }
 
 impl FilteredBody {
-    pub fn new(inner: GatewayBody, ctx: Ctx, entry: Arc<RouteEntry>, keeps_length: bool) -> Self {
+    pub fn new(
+        inner: GatewayBody,
+        ctx: Box<Ctx>,
+        entry: Arc<RouteEntry>,
+        keeps_length: bool,
+    ) -> Self {
         FilteredBody {
             inner,
             ctx,

@@ -179,7 +179,7 @@ impl ValueCache {
             return v.clone();
         }
         let mut text = [0u8; 45];
-        let len = write_ip(ip, &mut text);
+        let len = portico_snapshot::runtime::ip_text::write_ip(ip, &mut text);
         let value = HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""));
         remember(&mut self.ips, ip, value)
     }
@@ -209,38 +209,6 @@ fn remember<K>(list: &mut Vec<(K, HeaderValue)>, key: K, value: HeaderValue) -> 
     // Cloned once here so that the value is shared from now on (later clones allocate nothing).
     list.push((key, value.clone()));
     value
-}
-
-/// Writes `ip` as text into `out`; returns the length.
-fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    out[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    out[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                out[len] = b'0' + octet % 10;
-                len += 1;
-            }
-            len
-        }
-        IpAddr::V6(v6) => {
-            use std::io::Write as _;
-            let mut cursor = std::io::Cursor::new(&mut out[..]);
-            let _ = write!(cursor, "{v6}");
-            cursor.position() as usize
-        }
-    }
 }
 
 /// The port part of a `Host` header value, if any (`[::1]:80` → `80`).

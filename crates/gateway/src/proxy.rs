@@ -119,22 +119,21 @@ impl Gateway {
                 )
                 .await;
         }
-        let mut ctx = Ctx::new(
+        // Boxed: the context travels from here into the response body, moved as a pointer.
+        let mut ctx = Box::new(Ctx::routed(
             parts.method.clone(),
             parts.uri.clone(),
             std::mem::take(&mut parts.headers),
             remote,
-        );
-        ctx.path = path.to_string();
-        ctx.host.clone_from(&host);
+            path.into_owned(),
+            host,
+        ));
         ctx.server_port = conn.local_port;
         ctx.scheme = conn.scheme;
         ctx.version = parts.version;
         ctx.log.request_length = request_length(&ctx);
         if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
-            if let Some(matched) = crate::trace::matched_route() {
-                ctx.data.insert(matched);
-            }
+            ctx.matched = crate::trace::matched_route();
         }
         // The log phase runs even when the client leaves before its answer (nginx's 499).
         let mut pending = Unanswered {
@@ -401,7 +400,7 @@ impl Gateway {
             .forward(&upstream, outgoing, body, hash_key.as_deref(), timeouts)
             .await?;
         if let Some(ctx) = plugins {
-            ctx.log.upstream_addr = Some(addr.to_string());
+            ctx.log.upstream_addr = Some(addr);
         }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             match client_upgrade {
@@ -525,7 +524,7 @@ fn resolve_pick(
 /// A request's context until its response exists: dropped before (the client went away while
 /// the plugins or the upstream were at work), it runs the log phase with nginx's 499.
 struct Unanswered {
-    ctx: Option<Ctx>,
+    ctx: Option<Box<Ctx>>,
     entry: Arc<RouteEntry>,
 }
 
@@ -535,7 +534,7 @@ impl Unanswered {
             .get_or_insert_with(|| unreachable!("the context is taken once answered"))
     }
 
-    fn answered(mut self) -> Ctx {
+    fn answered(mut self) -> Box<Ctx> {
         match self.ctx.take() {
             Some(ctx) => ctx,
             None => unreachable!("the context is taken once"),
@@ -568,7 +567,7 @@ pub(crate) enum ClientBody {
 /// body to their `body_filter` and `log` phases.
 fn finish(
     entry: Arc<RouteEntry>,
-    mut ctx: Ctx,
+    mut ctx: Box<Ctx>,
     resp: Response<GatewayBody>,
 ) -> Response<GatewayBody> {
     let (mut head, body) = resp.into_parts();

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::HeaderValue;
+
 use portico_model::schema::validate_in_place;
 use portico_model::{Registry, SchemaType};
 use serde_json::{Map, Value};
@@ -55,6 +57,29 @@ pub struct Consumer {
     pub group: Option<GroupLink>,
     /// The consumer's own non-auth plugins, compiled (its auth plugins sit in the index).
     pub plugins: Arc<Chain>,
+    /// The values of the upstream headers naming it, made on first use.
+    pub header_values: HeaderValues,
+}
+
+/// `X-Consumer-Username`, `X-Credential-Identifier` and `X-Consumer-Custom-ID` of a consumer
+/// (`None`: the consumer has no such value, or none a header can carry), made once and shared
+/// by the requests it authenticates.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderValues(std::sync::OnceLock<[Option<HeaderValue>; 3]>);
+
+impl Consumer {
+    /// The values of `X-Consumer-Username`, `X-Credential-Identifier` and
+    /// `X-Consumer-Custom-ID`.
+    pub(crate) fn header_values(&self) -> &[Option<HeaderValue>; 3] {
+        self.header_values.0.get_or_init(|| {
+            let value = |v: Option<&str>| v.and_then(|v| HeaderValue::from_str(v).ok());
+            [
+                value(Some(&self.username)),
+                value(self.credential_id.as_deref()),
+                value(self.custom_id.as_deref()),
+            ]
+        })
+    }
 }
 
 impl Consumer {
@@ -70,6 +95,7 @@ impl Consumer {
     pub fn with_credential(&self, id: &str) -> Consumer {
         Consumer {
             credential_id: Some(id.to_string()),
+            header_values: HeaderValues::default(),
             ..self.clone()
         }
     }

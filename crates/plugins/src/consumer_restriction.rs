@@ -168,7 +168,7 @@ impl ConsumerRestriction {
         match self.kind {
             Type::ConsumerName => ctx.consumer.as_ref().map(|c| c.username.as_str()),
             Type::ConsumerGroupId => ctx.consumer.as_ref().and_then(|c| c.group_id()),
-            Type::RouteId => Some(ctx.route_id.as_str()).filter(|id| !id.is_empty()),
+            Type::RouteId => Some(&*ctx.route_id).filter(|id| !id.is_empty()),
             Type::ServiceId => None,
         }
     }

@@ -70,7 +70,7 @@ pub struct LogInfo {
     /// Bytes of response body handed to the client so far (`$body_bytes_sent`).
     pub body_bytes_sent: u64,
     /// The upstream address of the last try (`$upstream_addr`).
-    pub upstream_addr: Option<String>,
+    pub upstream_addr: Option<SocketAddr>,
     /// The upstream's status of the last try (`$upstream_status`).
     pub upstream_status: Option<u16>,
     /// Time from the request head to the upstream's response head (`$upstream_response_time`).
@@ -89,6 +89,16 @@ impl Default for LogInfo {
             upstream_latency: None,
         }
     }
+}
+
+/// The URI pattern and host of the route that matched, as configured (`""` when the route has
+/// no hosts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchedRoute {
+    /// The route's `uri`/`uris` entry that matched.
+    pub uri: String,
+    /// The route's `host`/`hosts` entry that matched.
+    pub host: String,
 }
 
 /// One request's context.
@@ -115,9 +125,12 @@ pub struct Ctx {
     /// `http` or `https` (`$scheme`).
     pub scheme: &'static str,
     /// The matched route's id (`$route_id`); set by the route's plugins.
-    pub route_id: String,
+    pub route_id: Arc<str>,
     /// The matched route's name (`$route_name`).
-    pub route_name: Option<String>,
+    pub route_name: Option<Arc<str>>,
+    /// The matched route's URI pattern and host as configured (prometheus' `matched_uri` and
+    /// `matched_host`); set by the gateway when a plugin of the route wants them.
+    pub matched: Option<MatchedRoute>,
     /// The authenticated consumer, once an auth plugin attached one.
     pub consumer: Option<Arc<Consumer>>,
     /// `$upstream_uri`: path and query to send upstream instead of `uri` (proxy-rewrite).
@@ -141,7 +154,12 @@ pub struct Ctx {
     pub mirror: Option<Mirror>,
     /// How the request went, for `log` (filled by the gateway).
     pub log: LogInfo,
-    real_request_uri: String,
+    /// Bytes of the response's status line and headers, noted by prometheus' `header_filter`.
+    pub(crate) response_head_bytes: u64,
+    /// limit-count's quota headers, until the response head exists.
+    pub(crate) quota: Option<crate::limit_count::QuotaNote>,
+    /// The request target as received, kept when a plugin changes `uri`.
+    request_uri: Uri,
     vars: Vec<(String, String)>,
     pub(crate) consumers: Option<Arc<ConsumerIndex>>,
     pub(crate) global_chain: Option<Arc<Chain>>,
@@ -161,11 +179,22 @@ impl Ctx {
             .or_else(|| uri.host())
             .map(|h| strip_port(h).to_ascii_lowercase())
             .unwrap_or_default();
-        let real_request_uri = uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
+        Ctx::routed(method, uri, headers, remote, path, host)
+    }
+
+    /// A context for a request the gateway routed on `path` (normalised) and `host` (lower-cased,
+    /// without port); it then sets `server_port`, `scheme` and `version`.
+    pub fn routed(
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        remote: SocketAddr,
+        path: String,
+        host: String,
+    ) -> Ctx {
         Ctx {
             method,
+            request_uri: uri.clone(),
             uri,
             version: Version::HTTP_11,
             headers,
@@ -174,8 +203,9 @@ impl Ctx {
             remote,
             server_port: 0,
             scheme: "http",
-            route_id: String::new(),
+            route_id: empty_id(),
             route_name: None,
+            matched: None,
             consumer: None,
             upstream_uri: None,
             upstream_host: None,
@@ -186,7 +216,8 @@ impl Ctx {
             upstream_pick: None,
             mirror: None,
             log: LogInfo::default(),
-            real_request_uri,
+            response_head_bytes: 0,
+            quota: None,
             vars: Vec::new(),
             consumers: None,
             global_chain: None,
@@ -209,7 +240,9 @@ impl Ctx {
 
     /// The request target as the client sent it (`$real_request_uri`).
     pub fn real_request_uri(&self) -> &str {
-        &self.real_request_uri
+        self.request_uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
     }
 
     /// The request's query string (without `?`), empty when there is none.
@@ -327,9 +360,21 @@ impl Ctx {
     /// `X-Consumer-Username`, `X-Credential-Identifier` and `X-Consumer-Custom-ID`, removing
     /// each one the consumer has no value for (so a client cannot forge them).
     pub fn attach_consumer(&mut self, consumer: Arc<Consumer>) {
-        self.set_header("X-Consumer-Username", Some(&consumer.username));
-        self.set_header("X-Credential-Identifier", consumer.credential_id.as_deref());
-        self.set_header("X-Consumer-Custom-ID", consumer.custom_id.as_deref());
+        const NAMES: [HeaderName; 3] = [
+            HeaderName::from_static("x-consumer-username"),
+            HeaderName::from_static("x-credential-identifier"),
+            HeaderName::from_static("x-consumer-custom-id"),
+        ];
+        for (name, value) in NAMES.into_iter().zip(consumer.header_values()) {
+            match value {
+                Some(value) => {
+                    self.headers.insert(name, value.clone());
+                }
+                None => {
+                    self.headers.remove(name);
+                }
+            }
+        }
         self.consumer = Some(consumer);
     }
 
@@ -352,6 +397,12 @@ impl Ctx {
         self.filters.push((id, v));
         v
     }
+}
+
+/// The `route_id` of a context no route's plugins ran on yet (shared, not allocated per request).
+fn empty_id() -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
 fn strip_port(host: &str) -> &str {

@@ -28,6 +28,7 @@ pub mod gzip;
 pub mod hmac_auth;
 pub mod http_logger;
 pub mod ip_restriction;
+pub mod ip_text;
 pub mod jwt_auth;
 pub mod key_auth;
 pub mod limit_conn;

@@ -180,6 +180,77 @@ struct Rule {
     key: Key,
 }
 
+/// Quota headers to send: written into the response head when it exists.
+#[derive(Debug)]
+pub(crate) struct QuotaNote {
+    answer: Arc<Answer>,
+    rule: usize,
+    limit: u64,
+    left: u64,
+    reset: Duration,
+}
+
+impl QuotaNote {
+    /// Sets the three headers in `headers`.
+    pub(crate) fn write(self, headers: &mut http::HeaderMap) {
+        let Some(h) = self.answer.headers.get(self.rule) else {
+            return;
+        };
+        let hundredths = reset_hundredths(self.reset);
+        let (limit, reset) = LAST_VALUES.with_borrow_mut(|last| {
+            (
+                last.limit.get(self.limit, HeaderValue::from),
+                last.reset.get(hundredths, |h| {
+                    // Digits and a dot only.
+                    HeaderValue::from_str(&hundredths_text(h))
+                        .unwrap_or(HeaderValue::from_static("0"))
+                }),
+            )
+        });
+        headers.insert(h.limit.clone(), limit);
+        headers.insert(h.remaining.clone(), HeaderValue::from(self.left));
+        headers.insert(h.reset.clone(), reset);
+    }
+}
+
+/// The header value last made for a number: the same number again takes a shared copy.
+#[derive(Default)]
+struct LastValue(Option<(u64, HeaderValue)>);
+
+impl LastValue {
+    fn get(&mut self, n: u64, make: impl FnOnce(u64) -> HeaderValue) -> HeaderValue {
+        match &self.0 {
+            Some((last, value)) if *last == n => value.clone(),
+            _ => {
+                let value = make(n);
+                // Cloned once here so that later clones share it.
+                self.0 = Some((n, value.clone()));
+                value
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct LastValues {
+    /// The quota: the same for every request of a rule.
+    limit: LastValue,
+    /// The reset time, in hundredths of a second: the same for the requests of 10 ms.
+    reset: LastValue,
+}
+
+thread_local! {
+    static LAST_VALUES: std::cell::RefCell<LastValues> = std::cell::RefCell::default();
+}
+
+/// Writes the quota headers noted for this request into the response head (any limit-count
+/// instance's `header_filter` does it: the note names its own headers).
+pub(crate) fn write_quota(ctx: &mut Ctx) {
+    if let (Some(note), Some(head)) = (ctx.quota.take(), ctx.response.as_mut()) {
+        note.write(&mut head.headers);
+    }
+}
+
 /// Where the windows are counted.
 #[derive(Debug)]
 enum Store {
@@ -310,14 +381,28 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
 /// The hundredths are taken with the same float arithmetic; the quotient by 100 then prints as
 /// its decimal digits (what `%.14g` and a shortest-representation print give for it), with
 /// integer formatting rather than float formatting on every request.
+#[cfg(test)]
 fn reset_text(reset: Duration) -> String {
-    let hundredths = (reset.as_secs_f64() * 100.0).floor() as u64;
+    hundredths_text(reset_hundredths(reset))
+}
+
+/// `math.floor(reset * 100)`, with Lua's float arithmetic.
+fn reset_hundredths(reset: Duration) -> u64 {
+    (reset.as_secs_f64() * 100.0).floor() as u64
+}
+
+/// Hundredths of a second as Lua prints their quotient by 100: `59.87`, `59.8`, `59`.
+fn hundredths_text(hundredths: u64) -> String {
     let (secs, frac) = (hundredths / 100, hundredths % 100);
-    match frac {
-        0 => secs.to_string(),
-        f if f % 10 == 0 => format!("{secs}.{}", f / 10),
-        f => format!("{secs}.{f:02}"),
+    let mut text = secs.to_string();
+    if frac != 0 {
+        text.push('.');
+        text.push(char::from(b'0' + (frac / 10) as u8));
+        if frac % 10 != 0 {
+            text.push(char::from(b'0' + (frac % 10) as u8));
+        }
     }
+    text
 }
 
 impl Answer {
@@ -343,20 +428,41 @@ impl Answer {
         ))
     }
 
-    fn set_headers(&self, ctx: &mut Ctx, rule: usize, limit: u64, left: u64, reset: Duration) {
-        let Some(h) = self.headers.get(rule).filter(|_| self.show_headers) else {
+    /// Notes rule `rule`'s quota headers for the response (`core.response.set_header`). The
+    /// first note of a request waits in the context and is written by `header_filter` straight
+    /// into the response head; any further one goes with the other headers plugins set early.
+    fn set_headers(
+        self: &Arc<Self>,
+        ctx: &mut Ctx,
+        rule: usize,
+        limit: u64,
+        left: u64,
+        reset: Duration,
+    ) {
+        if !self.show_headers || rule >= self.headers.len() {
             return;
+        }
+        let note = QuotaNote {
+            answer: self.clone(),
+            rule,
+            limit,
+            left,
+            reset,
         };
-        let headers = &mut ctx.response_headers;
-        headers.insert(h.limit.clone(), HeaderValue::from(limit));
-        headers.insert(h.remaining.clone(), HeaderValue::from(left));
-        if let Ok(v) = HeaderValue::from_str(&reset_text(reset)) {
-            headers.insert(h.reset.clone(), v);
+        match ctx.quota {
+            None => ctx.quota = Some(note),
+            Some(_) => note.write(&mut ctx.response_headers),
         }
     }
 
     /// Sets rule `rule`'s quota headers; the reply when the request is over the quota.
-    fn counted(&self, ctx: &mut Ctx, rule: usize, limit: u64, count: Count) -> Option<Flow> {
+    fn counted(
+        self: &Arc<Self>,
+        ctx: &mut Ctx,
+        rule: usize,
+        limit: u64,
+        count: Count,
+    ) -> Option<Flow> {
         match count {
             Count::Allowed { remaining, reset } => {
                 self.set_headers(ctx, rule, limit, remaining, reset);
@@ -379,26 +485,99 @@ impl LimitCount {
     fn resolve(&self, ctx: &Ctx) -> Result<Vec<Resolved>, String> {
         let mut resolved = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
-            let value = match &rule.key {
-                Key::Var(name) => ctx.var(name).map(|v| v.into_owned()),
-                Key::Combination(t) => Some(t.render(ctx)).filter(|(_, n)| *n > 0).map(|(s, _)| s),
-                Key::Constant(s) => Some(s.clone()),
-            };
-            if value.is_none() && self.from_rules {
+            let mut key = String::new();
+            if !self.key_into(rule, ctx, &mut key) {
                 continue; // A rule whose key resolves to nothing does not apply.
             }
-            let (limit, window) = match (rule.count.resolve(ctx), rule.window.resolve(ctx)) {
-                (Ok(limit), Ok(window)) => (limit, window),
-                (Err(e), _) | (_, Err(e)) => return Err(e),
-            };
-            let value = value.or_else(|| ctx.var("remote_addr").map(|v| v.into_owned()));
-            let key = format!("{}:{}", self.prefix, value.unwrap_or_default());
+            let (limit, window) = rule.amounts(ctx)?;
             resolved.push((i, key, limit, window));
         }
         if resolved.is_empty() {
-            return Err("no rule applies to this request".to_string());
+            return Err(NO_RULE.to_string());
         }
         Ok(resolved)
+    }
+
+    /// Writes rule `rule`'s counter key for this request into `key`: `<prefix>:<value>`, the
+    /// client's address standing in for a value that resolves to nothing — except with `rules`,
+    /// where such a rule does not apply (false).
+    fn key_into(&self, rule: &Rule, ctx: &Ctx, key: &mut String) -> bool {
+        key.clear();
+        key.push_str(&self.prefix);
+        key.push(':');
+        let found = match &rule.key {
+            Key::Var(name) => push_var(ctx, name, key),
+            Key::Combination(t) => {
+                let (text, resolved) = t.render(ctx);
+                key.push_str(&text);
+                resolved > 0
+            }
+            Key::Constant(s) => {
+                key.push_str(s);
+                true
+            }
+        };
+        if !found {
+            if self.from_rules {
+                return false;
+            }
+            key.truncate(self.prefix.len() + 1);
+            push_var(ctx, "remote_addr", key);
+        }
+        true
+    }
+
+    /// The local store with one rule (every configuration without `rules`): counted without
+    /// collecting the rules first, the key built in a reused buffer.
+    fn count_one_locally(&self, counters: &Counters, rule: &Rule, ctx: &mut Ctx) -> Flow {
+        let counted = KEY.with_borrow_mut(|key| {
+            if !self.key_into(rule, ctx, key) {
+                return Err(NO_RULE.to_string());
+            }
+            let (limit, window) = rule.amounts(ctx)?;
+            let window = Duration::from_secs(window);
+            Ok((
+                limit,
+                counters.incoming(key, limit, window, 1, Instant::now()),
+            ))
+        });
+        match counted {
+            Ok((limit, count)) => self
+                .answer
+                .counted(ctx, 0, limit, count)
+                .unwrap_or(Flow::Continue),
+            Err(e) => self.answer.failure(&e),
+        }
+    }
+}
+
+impl Rule {
+    /// `count` and `time_window` (seconds) for this request.
+    fn amounts(&self, ctx: &Ctx) -> Result<(u64, u64), String> {
+        Ok((self.count.resolve(ctx)?, self.window.resolve(ctx)?))
+    }
+}
+
+const NO_RULE: &str = "no rule applies to this request";
+
+thread_local! {
+    /// The counter key of the request being counted (local store, one rule).
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Appends variable `name` to `out`; false when it has no value. `remote_addr` is written
+/// without an intermediate string.
+fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
+    if name == "remote_addr" && ctx.var_override(name).is_none() {
+        crate::ip_text::push_ip(ctx.remote.ip(), out);
+        return true;
+    }
+    match ctx.var(name) {
+        Some(v) => {
+            out.push_str(&v);
+            true
+        }
+        None => false,
     }
 }
 
@@ -425,11 +604,18 @@ impl Plugin for LimitCount {
         NAME
     }
 
+    fn header_filter(&self, ctx: &mut Ctx) {
+        write_quota(ctx);
+    }
+
     fn priority(&self) -> i32 {
         1002
     }
 
     fn access(&self, ctx: &mut Ctx) -> Flow {
+        if let (Store::Local(counters), [rule]) = (&self.store, self.rules.as_slice()) {
+            return self.count_one_locally(counters, rule, ctx);
+        }
         let rules = match self.resolve(ctx) {
             Ok(rules) => rules,
             Err(e) => return self.answer.failure(&e),

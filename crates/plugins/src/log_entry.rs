@@ -340,7 +340,7 @@ impl LogOptions {
         let vars = LogVars::new(ctx).with_body(self.id);
         if let Some(format) = &self.format {
             let mut entry = format.build(&vars);
-            entry.insert("route_id".into(), Value::String(ctx.route_id.clone()));
+            entry.insert("route_id".into(), Value::String(ctx.route_id.to_string()));
             return entry;
         }
         let mut entry = self.full(ctx, &vars);
@@ -417,10 +417,10 @@ impl LogOptions {
             json!({"hostname": hostname(), "version": env!("CARGO_PKG_VERSION")}),
         );
         if let Some(addr) = &ctx.log.upstream_addr {
-            entry.insert("upstream".into(), json!(addr));
+            entry.insert("upstream".into(), json!(addr.to_string()));
         }
         entry.insert("service_id".into(), json!(""));
-        entry.insert("route_id".into(), json!(ctx.route_id));
+        entry.insert("route_id".into(), json!(&*ctx.route_id));
         if let Some(consumer) = &ctx.consumer {
             entry.insert("consumer".into(), json!({"username": consumer.username}));
         }

@@ -17,7 +17,7 @@
 //!   `http_status`, `http_latency` and `bandwidth` for requests counted from then on (labels of
 //!   metrics Portico does not export are accepted and have no effect).
 //! * `matched_uri` / `matched_host` come from the [`MatchedRoute`] the gateway puts into
-//!   [`Ctx::data`] when the template or global rules have the plugin ([`wanted`]; a
+//!   [`Ctx::matched`] when the template or global rules have the plugin ([`wanted`]; a
 //!   prometheus brought only by a consumer counts with them empty); `service` is always empty (Portico has no services); `node` is the IP of
 //!   the upstream that answered; `response_source` is `upstream` when the upstream answered,
 //!   `nginx` for the proxy's own 502/504, else `apisix`.
@@ -26,7 +26,6 @@ mod registry;
 mod render;
 mod series;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use portico_model::PluginSpec;
@@ -43,17 +42,7 @@ use crate::{typed, BuildEnv, Ctx, Plugin};
 /// Plugin name.
 pub const NAME: &str = "prometheus";
 
-/// The URI pattern and host of the route that matched, as configured (`""` when the route has
-/// no hosts). The gateway inserts it into [`Ctx::data`] when a route with plugins matched.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MatchedRoute {
-    pub uri: String,
-    pub host: String,
-}
-
-/// Bytes of the response's status line and headers, noted in `header_filter` for `egress`.
-#[derive(Debug, Clone, Copy)]
-struct HeadBytes(u64);
+pub use crate::ctx::MatchedRoute;
 
 /// Labels of every APISIX metric (`metric_label_map`), for the metadata schema.
 const METRIC_LABELS: &[(&str, &[&str])] = &[
@@ -305,8 +294,7 @@ impl Plugin for Prometheus {
                 .iter()
                 .map(|(n, v)| n.as_str().len() + v.len() + 4)
                 .sum();
-            ctx.data
-                .insert(HeadBytes((15 + reason + headers + 2) as u64));
+            ctx.response_head_bytes = (15 + reason + headers + 2) as u64;
         }
     }
 
@@ -315,20 +303,15 @@ impl Plugin for Prometheus {
             return;
         }
         let route = match (&ctx.route_name, self.prefer_name) {
-            (Some(name), true) => name.as_str(),
-            _ => ctx.route_id.as_str(),
+            (Some(name), true) => &**name,
+            _ => &*ctx.route_id,
         };
         let (matched_uri, matched_host) = ctx
-            .data
-            .get::<MatchedRoute>()
+            .matched
+            .as_ref()
             .map_or(("", ""), |m| (m.uri.as_str(), m.host.as_str()));
         let status = ctx.response.as_ref().map_or(499, |r| r.status.as_u16());
-        let node = ctx
-            .log
-            .upstream_addr
-            .as_deref()
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .map(|a| a.ip());
+        let node = ctx.log.upstream_addr.map(|a| a.ip());
         let source = if ctx.log.upstream_addr.is_some() {
             Source::Upstream
         } else if matches!(status, 502 | 504) {
@@ -336,7 +319,7 @@ impl Plugin for Prometheus {
         } else {
             Source::Apisix
         };
-        let head = ctx.data.get::<HeadBytes>().map_or(0, |h| h.0);
+        let head = ctx.response_head_bytes;
         self.registry.observe(&Observation {
             workspace: &self.workspace,
             route,

@@ -32,9 +32,9 @@ use crate::runtime::Flow;
 #[derive(Debug)]
 pub struct RoutePlugins {
     /// `$route_id`.
-    pub route_id: String,
+    pub route_id: Arc<str>,
     /// `$route_name`.
-    pub route_name: Option<String>,
+    pub route_name: Option<Arc<str>>,
     /// The workspace's global rules.
     pub global: Arc<Chain>,
     /// The route's plugin template, compiled; `Err` when the template is missing or was left
@@ -48,7 +48,7 @@ impl RoutePlugins {
     /// No plugins at all: every phase is a no-op.
     pub fn none(route_id: &str) -> RoutePlugins {
         RoutePlugins {
-            route_id: route_id.to_string(),
+            route_id: Arc::from(route_id),
             route_name: None,
             global: Arc::new(Chain::empty()),
             route: Ok(Arc::new(Chain::empty())),
@@ -68,7 +68,7 @@ impl RoutePlugins {
     /// Async so that plugins that wait (Redis-backed limits) fit in later without changing the
     /// caller; today it completes without yielding.
     pub async fn access_phase(&self, ctx: &mut Ctx) -> Flow {
-        ctx.route_id.clone_from(&self.route_id);
+        ctx.route_id = self.route_id.clone();
         ctx.route_name.clone_from(&self.route_name);
         ctx.global_chain = Some(self.global.clone());
         let route = match &self.route {
@@ -127,11 +127,21 @@ impl RoutePlugins {
         status: &mut StatusCode,
         headers: &mut HeaderMap,
     ) {
-        let pending = std::mem::take(&mut ctx.response_headers);
-        for name in pending.keys() {
-            headers.remove(name);
-            for value in pending.get_all(name) {
-                headers.append(name.clone(), value.clone());
+        if !ctx.response_headers.is_empty() {
+            let mut current = None;
+            for (name, value) in std::mem::take(&mut ctx.response_headers) {
+                // The first value of a name replaces the response's; the others follow it.
+                match name {
+                    Some(name) => {
+                        headers.insert(name.clone(), value);
+                        current = Some(name);
+                    }
+                    None => {
+                        if let Some(name) = &current {
+                            headers.append(name.clone(), value);
+                        }
+                    }
+                }
             }
         }
         ctx.response = Some(ResponseHead {

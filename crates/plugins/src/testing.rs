@@ -87,6 +87,7 @@ pub fn consumer(username: &str) -> Consumer {
         custom_id: None,
         group: None,
         plugins: Arc::new(Chain::empty()),
+        header_values: Default::default(),
     }
 }
 

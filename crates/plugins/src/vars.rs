@@ -64,7 +64,11 @@ impl Vars for Ctx {
                 Cow::Borrowed(q)
             }
             "is_args" => Cow::Borrowed(if self.query().is_empty() { "" } else { "?" }),
-            "remote_addr" => Cow::Owned(self.remote.ip().to_string()),
+            "remote_addr" => {
+                let mut text = String::with_capacity(15);
+                crate::ip_text::push_ip(self.remote.ip(), &mut text);
+                Cow::Owned(text)
+            }
             "remote_port" => Cow::Owned(self.remote.port().to_string()),
             "server_port" => Cow::Owned(self.server_port.to_string()),
             "scheme" => Cow::Borrowed(self.scheme),
@@ -73,7 +77,7 @@ impl Vars for Ctx {
                 http::Version::HTTP_2 => "HTTP/2.0",
                 _ => "HTTP/1.1",
             }),
-            "route_id" if !self.route_id.is_empty() => Cow::Borrowed(self.route_id.as_str()),
+            "route_id" if !self.route_id.is_empty() => Cow::Borrowed(&*self.route_id),
             "route_name" => Cow::Borrowed(self.route_name.as_deref()?),
             "consumer_name" => Cow::Borrowed(self.consumer.as_ref()?.username.as_str()),
             "consumer_group_id" => Cow::Borrowed(self.consumer.as_ref()?.group_id()?),

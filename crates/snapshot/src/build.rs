@@ -203,8 +203,8 @@ pub fn compile(
             route: compiled.clone(),
             upstream,
             plugins: Arc::new(RoutePlugins {
-                route_id: compiled.id.clone(),
-                route_name: compiled.name.clone(),
+                route_id: Arc::from(compiled.id.as_str()),
+                route_name: compiled.name.as_deref().map(Arc::from),
                 global: ws_plugins.global.clone(),
                 route: ws_plugins.template(compiled.plugin_config_id.as_deref()),
                 consumers: ws_plugins.consumers.clone(),

@@ -108,6 +108,7 @@ impl IndexBuild<'_, '_> {
                 custom_id: c.labels.get("custom_id").cloned(),
                 group,
                 plugins,
+                header_values: Default::default(),
             });
             for e in index.add_consumer(consumer.clone(), &c.plugins, registry) {
                 self.problem(key, e);

@@ -19,18 +19,36 @@ fn limiter(f: &Fixture, conf: Value) -> Arc<dyn Plugin> {
     build_in(f, conf, "ws/default/plugin_configs/1").expect("builds")
 }
 
-/// Runs `access` for a GET of `uri`; the answer's status (200 = passed) and the context.
+/// Runs `access` for a GET of `uri`, then `header_filter` on a response as the gateway does;
+/// the answer's status (200 = passed) and the context.
 fn hit(p: &Arc<dyn Plugin>, uri: &str) -> (u16, Ctx, Option<Reply>) {
     let mut ctx = ctx_for(get(uri));
-    match p.access(&mut ctx) {
-        Flow::Continue => (200, ctx, None),
+    let (status, reply) = match p.access(&mut ctx) {
+        Flow::Continue => (200, None),
         Flow::Wait(_) => unreachable!("this plugin never waits"),
-        Flow::Respond(r) => (r.status.as_u16(), ctx, Some(r)),
-    }
+        Flow::Respond(r) => (r.status.as_u16(), Some(r)),
+    };
+    respond(p, &mut ctx);
+    (status, ctx, reply)
+}
+
+/// The response phase: headers plugins set early, then `header_filter`.
+pub(super) fn respond(p: &Arc<dyn Plugin>, ctx: &mut Ctx) {
+    let headers = std::mem::take(&mut ctx.response_headers);
+    ctx.response = Some(crate::ResponseHead {
+        status: http::StatusCode::OK,
+        headers,
+    });
+    p.header_filter(ctx);
+}
+
+/// The response headers the client gets.
+pub(super) fn sent(ctx: &Ctx) -> &http::HeaderMap {
+    &ctx.response.as_ref().expect("responded").headers
 }
 
 fn header<'a>(ctx: &'a Ctx, name: &str) -> &'a str {
-    ctx.response_headers
+    sent(ctx)
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -61,7 +79,7 @@ fn rejected_message_code_and_no_headers() {
         json!({"count": 1, "time_window": 60, "rejected_code": 429, "rejected_msg": "slow down", "show_limit_quota_header": false}),
     );
     let (_, ctx, _) = hit(&p, "/");
-    assert!(ctx.response_headers.is_empty());
+    assert!(sent(&ctx).is_empty());
     let (s, _, reply) = hit(&p, "/");
     assert_eq!(s, 429);
     assert_eq!(
@@ -141,6 +159,7 @@ fn counts_from_variables() {
     );
     let mut ctx = ctx_for(get("/").header("quota", "2"));
     assert_eq!(p.access(&mut ctx), Flow::Continue);
+    respond(&p, &mut ctx);
     assert_eq!(header(&ctx, "x-ratelimit-limit"), "2");
     assert_eq!(hit(&p, "/").0, 500);
     let p = limiter(
@@ -163,7 +182,7 @@ fn rules_with_prefixes() {
     let (s, ctx, _) = hit(&p, "/?a=1");
     assert_eq!(s, 200);
     assert_eq!(header(&ctx, "x-a-ratelimit-remaining"), "1");
-    assert!(ctx.response_headers.get("x-1-ratelimit-limit").is_none());
+    assert!(sent(&ctx).get("x-1-ratelimit-limit").is_none());
     let (s, ctx, _) = hit(&p, "/?a=2&b=x");
     assert_eq!(s, 200);
     assert_eq!(header(&ctx, "x-2-ratelimit-limit"), "1");

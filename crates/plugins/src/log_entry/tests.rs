@@ -36,7 +36,7 @@ fn the_default_entry_has_apisix_s_fields() {
     );
     ctx.route_id = "r".into();
     ctx.server_port = 9080;
-    ctx.log.upstream_addr = Some("10.0.0.1:80".into());
+    ctx.log.upstream_addr = Some("10.0.0.1:80".parse().unwrap());
     ctx.log.upstream_latency = Some(Duration::from_millis(3));
     ctx.log.request_length = 77;
     finished(&mut ctx, &opts);

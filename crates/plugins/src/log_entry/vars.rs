@@ -126,7 +126,7 @@ impl Vars for LogVars<'_> {
         match name {
             "status" => owned(ctx.response.as_ref()?.status.as_u16().to_string()),
             "request_time" => owned(seconds(log.started.elapsed())),
-            "upstream_addr" => log.upstream_addr.as_deref().map(Cow::Borrowed),
+            "upstream_addr" => owned(log.upstream_addr?.to_string()),
             "upstream_status" => owned(log.upstream_status?.to_string()),
             "upstream_response_time" => owned(seconds(log.upstream_latency?)),
             "request_length" => owned(log.request_length.to_string()),

@@ -8,7 +8,7 @@ use crate::testing::{ctx_for, get, plugin};
 fn answer(conf: Value, uri: &str) -> Reply {
     let p = plugin(NAME, conf);
     let mut ctx = ctx_for(get(uri));
-    ctx.route_id = "1".to_string();
+    ctx.route_id = "1".into();
     match p.access(&mut ctx) {
         Flow::Respond(r) => r,
         other => panic!("expected an answer, got {other:?}"),

@@ -124,7 +124,7 @@ fn the_log_phase_counts_with_the_route_s_labels() {
     let mut ctx = ctx_for(get("/x"));
     ctx.route_id = "r1".into();
     ctx.route_name = Some("named".into());
-    ctx.data.insert(super::MatchedRoute {
+    ctx.matched = Some(super::MatchedRoute {
         uri: "/x".into(),
         host: "".into(),
     });
