@@ -68,7 +68,7 @@ impl Gateway {
     pub(crate) async fn forward(
         &self,
         upstream: &Arc<Upstream>,
-        mut out: Outgoing,
+        out: &mut Outgoing,
         body: ClientBody,
         hash_key: Option<&str>,
         timeouts: Timeouts,
@@ -91,7 +91,7 @@ impl Gateway {
         let watch = streaming.as_deref().unwrap_or_else(|| BodyWatch::done());
         let replayable = body.is_none() && out.method.is_idempotent();
         // An upgrade (WebSocket) handshake goes on a hyper connection of its own.
-        let upgrade = out.headers.contains_key(http::header::UPGRADE);
+        let upgrade = out.upgrade;
         let mut tried = Tried::new();
         let mut tries: Vec<u16> = Vec::new();
         let passive = upstream
@@ -194,7 +194,7 @@ impl Gateway {
             };
             let exchange = Exchange {
                 since: try_started,
-                out: &out,
+                out: &*out,
                 host: host.as_deref(),
                 key: &key,
                 keepalive,
@@ -214,8 +214,13 @@ impl Gateway {
                         tries.push(status.as_u16());
                     }
                     // The request's header map, done with, holds the response's headers.
-                    let mut headers = std::mem::take(&mut out.headers);
-                    headers.clear();
+                    let headers = if out.keep_headers {
+                        http::HeaderMap::new()
+                    } else {
+                        let mut headers = std::mem::take(&mut out.headers);
+                        headers.clear();
+                        headers
+                    };
                     let (resp, in_flight) = respond(answer, headers, in_flight, &tries, timeouts);
                     return Ok((resp, in_flight, addr));
                 }

@@ -38,44 +38,87 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     })
 }
 
+/// The hop-by-hop headers of a request: those of [`HOP_BY_HOP`] and every header its
+/// `Connection` header names. Found once, they are left out where the request is written
+/// ([`crate::h1::encode`]) or removed from a copy ([`HopByHop::strip`]).
+#[derive(Clone, Debug, Default)]
+pub struct HopByHop {
+    /// Bit `i`: `HOP_BY_HOP[i]` is present.
+    present: u8,
+    /// Other names the `Connection` header lists.
+    named: Vec<HeaderName>,
+    /// `Connection`/`Upgrade` stay (a WebSocket handshake).
+    keep_upgrade: bool,
+}
+
+impl HopByHop {
+    /// Looks at `headers` once; with `keep_upgrade`, `Connection`/`Upgrade` are not hop-by-hop
+    /// (and the names `Connection` lists stay).
+    pub fn find(headers: &HeaderMap, keep_upgrade: bool) -> HopByHop {
+        let mut present = 0u8;
+        for name in headers.keys() {
+            if let Some(i) = hop_index(name) {
+                present |= 1 << i;
+            }
+        }
+        let mut named = Vec::new();
+        if !keep_upgrade && present & 1 != 0 {
+            // Names the hop-by-hop list removes anyway (and `close`) need no parsing.
+            named = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                .map(<[u8]>::trim_ascii)
+                .filter(|t| {
+                    !t.is_empty()
+                        && !t.eq_ignore_ascii_case(b"close")
+                        && !HOP_BY_HOP
+                            .iter()
+                            .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
+                })
+                .filter_map(|t| HeaderName::from_bytes(t).ok())
+                .collect();
+        }
+        HopByHop {
+            present,
+            named,
+            keep_upgrade,
+        }
+    }
+
+    /// Whether `name` is hop-by-hop here.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        if self.present != 0 {
+            if hop_index(name).is_some() {
+                return !(self.keep_upgrade
+                    && (*name == header::CONNECTION || *name == header::UPGRADE));
+            }
+        }
+        !self.named.is_empty() && self.named.contains(name)
+    }
+
+    /// Removes the hop-by-hop headers from `headers`.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if self.present == 0 {
+            return;
+        }
+        for name in &self.named {
+            headers.remove(name);
+        }
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            let kept =
+                self.keep_upgrade && (*name == header::CONNECTION || *name == header::UPGRADE);
+            if self.present & (1 << i) != 0 && !kept {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 /// With `keep_upgrade`, `Connection`/`Upgrade` stay (a WebSocket handshake).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let mut present = 0u8;
-    for name in headers.keys() {
-        if let Some(i) = hop_index(name) {
-            present |= 1 << i;
-        }
-    }
-    if present == 0 {
-        return;
-    }
-    if !keep_upgrade && present & 1 != 0 {
-        // Names the hop-by-hop list removes anyway (and `close`) need no parsing.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|t| {
-                !t.is_empty()
-                    && !t.eq_ignore_ascii_case(b"close")
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
-            })
-            .filter_map(|t| HeaderName::from_bytes(t).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        let kept = keep_upgrade && (*name == header::CONNECTION || *name == header::UPGRADE);
-        if present & (1 << i) != 0 && !kept {
-            headers.remove(name);
-        }
-    }
+    HopByHop::find(headers, keep_upgrade).strip(headers);
 }
 
 /// `$remote_addr` after nginx's real-IP module as APISIX configures it by default
@@ -109,49 +152,98 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-/// Sets `X-Real-IP`, `X-Forwarded-For`, `-Proto`, `-Host`, `-Port` as APISIX does with no
-/// trusted addresses configured: the client's own `X-Forwarded-Proto/Host/Port` and `Forwarded`
-/// are replaced, `X-Forwarded-For` is extended.
-pub fn set_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
-    let ip = cached(|c| c.ip(client.remote.ip()));
-    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_bytes(&v).ok()
-        }
-        _ => Some(ip.clone()),
-    };
-    headers.reserve(5);
-    if let Some(xff) = xff {
-        headers.insert(X_FORWARDED_FOR, xff);
-    }
-    headers.insert(X_REAL_IP, ip);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
-    let port = match client.host_header {
-        Some(host) => {
-            // The client's own `Host` value when that is where the host came from (no copy).
-            let value = match headers.get(header::HOST) {
-                Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
-                _ => HeaderValue::from_str(host).ok(),
-            };
-            if let Some(value) = value {
-                headers.insert(X_FORWARDED_HOST, value);
+/// The forwarded headers of one request: `X-Real-IP`, `X-Forwarded-For`, `-Proto`, `-Host`,
+/// `-Port` as APISIX sets them with no trusted addresses configured: the client's own
+/// `X-Forwarded-Proto/Host/Port` and `Forwarded` are replaced, `X-Forwarded-For` is extended.
+/// A value that cannot be made (`None`) leaves the client's header as it was.
+#[derive(Clone, Debug)]
+pub struct Forwarded {
+    for_: Option<HeaderValue>,
+    real_ip: HeaderValue,
+    proto: HeaderValue,
+    host: Option<HeaderValue>,
+    port: Option<HeaderValue>,
+}
+
+impl Forwarded {
+    /// The values for a request with `headers` from `client`.
+    pub fn new(headers: &HeaderMap, client: &Client<'_>) -> Forwarded {
+        let ip = cached(|c| c.ip(client.remote.ip()));
+        let for_ = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
             }
-            host_port(host)
+            _ => Some(ip.clone()),
+        };
+        let (host, port) = match client.host_header {
+            Some(host) => {
+                // The client's own `Host` value when that is where the host came from (no copy).
+                let value = match headers.get(header::HOST) {
+                    Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+                    _ => HeaderValue::from_str(host).ok(),
+                };
+                (value, host_port(host))
+            }
+            None => (None, None),
+        };
+        let port = match port {
+            Some(port) => cached(|c| c.port(port)),
+            None => cached(|c| c.port_number(client.server_port)),
+        };
+        Forwarded {
+            for_,
+            real_ip: ip,
+            proto: HeaderValue::from_static(client.scheme),
+            host,
+            port,
         }
-        None => None,
-    };
-    let port = match port {
-        Some(port) => cached(|c| c.port(port)),
-        None => cached(|c| c.port_number(client.server_port)),
-    };
-    if let Some(port) = port {
-        headers.insert(X_FORWARDED_PORT, port);
     }
-    headers.remove(header::FORWARDED);
+
+    /// The headers as they go upstream, in the order they are written.
+    pub fn values(&self) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+        [
+            (X_FORWARDED_FOR, self.for_.as_ref()),
+            (X_REAL_IP, Some(&self.real_ip)),
+            (X_FORWARDED_PROTO, Some(&self.proto)),
+            (X_FORWARDED_HOST, self.host.as_ref()),
+            (X_FORWARDED_PORT, self.port.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// Whether the client's header `name` is left out: replaced by one of these, or `Forwarded`.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        let n = name.as_str();
+        if !n.starts_with('x') {
+            return *name == header::FORWARDED;
+        }
+        match n {
+            "x-forwarded-for" => self.for_.is_some(),
+            "x-real-ip" | "x-forwarded-proto" => true,
+            "x-forwarded-host" => self.host.is_some(),
+            "x-forwarded-port" => self.port.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Sets the values in `headers` (for a request written from a header map).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.reserve(5);
+        for (name, value) in self.values() {
+            headers.insert(name, value.clone());
+        }
+        headers.remove(header::FORWARDED);
+    }
+}
+
+/// Sets the forwarded headers of a request from `client` in `headers` ([`Forwarded`]).
+pub fn set_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
+    Forwarded::new(headers, client).apply(headers);
 }
 
 /// Ready header values for what most requests repeat: the last client addresses and ports seen

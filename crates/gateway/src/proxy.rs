@@ -192,9 +192,8 @@ impl Gateway {
             Flow::Wait(_) => unreachable!("access_phase settles every wait"),
         }
         parts.method = ctx.method.clone();
-        parts.headers = ctx.headers.clone(); // header_filter, body_filter and log read them too
         if let Some(bytes) = ctx.request_body.take() {
-            set_body_length(&mut parts.headers, bytes.len());
+            set_body_length(&mut ctx.headers, bytes.len());
             body = ClientBody::Buffered(bytes);
         }
         let picked = match ctx.upstream_pick.take() {
@@ -252,17 +251,12 @@ impl Gateway {
         let Ok(upstream) = any.downcast::<Upstream>() else {
             return;
         };
-        let mut headers = parts.headers.clone();
-        forward::strip_hop_by_hop(&mut headers, false);
-        forward::set_forwarded(
-            &mut headers,
-            &Client {
-                remote: ctx.remote,
-                scheme: ctx.scheme,
-                server_port: ctx.server_port,
-                host_header,
-            },
-        );
+        let client = Client {
+            remote: ctx.remote,
+            scheme: ctx.scheme,
+            server_port: ctx.server_port,
+            host_header,
+        };
         let path_and_query = mirror.path_and_query.unwrap_or_else(|| {
             ctx.upstream_uri.clone().unwrap_or_else(|| {
                 ctx.uri
@@ -270,13 +264,15 @@ impl Gateway {
                     .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
             })
         });
-        let outgoing = Outgoing {
-            method: parts.method.clone(),
+        let mut outgoing = Outgoing::new(
+            parts.method.clone(),
             path_and_query,
-            headers,
-            client_host: host_header.map(str::to_string),
-            host_override: ctx.upstream_host.clone(),
-        };
+            ctx.headers.clone(),
+            &client,
+            false,
+            upstream.is_grpc(),
+        );
+        outgoing.host_override.clone_from(&ctx.upstream_host);
         let body = match body {
             ClientBody::Buffered(bytes) => bytes.clone(),
             ClientBody::Stream(_) => Bytes::new(),
@@ -287,7 +283,7 @@ impl Gateway {
             match gateway
                 .forward(
                     &upstream,
-                    outgoing,
+                    &mut outgoing,
                     ClientBody::Buffered(body),
                     None,
                     timeouts,
@@ -337,7 +333,7 @@ impl Gateway {
         hash_key: Option<String>,
         remote: SocketAddr,
         conn: &ConnInfo,
-        plugins: Option<&mut Ctx>,
+        mut plugins: Option<&mut Ctx>,
         picked: Option<Arc<Upstream>>,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let upstream = match picked {
@@ -357,7 +353,12 @@ impl Gateway {
             ),
             _ => hash_key,
         };
-        let websocket = entry.route.enable_websocket && is_websocket(&parts.headers);
+        // A context's headers go upstream as they are and come back for the later phases.
+        let headers = match plugins.as_deref_mut() {
+            Some(ctx) => std::mem::take(&mut ctx.headers),
+            None => std::mem::take(&mut parts.headers),
+        };
+        let websocket = entry.route.enable_websocket && is_websocket(&headers);
         let client_upgrade = if websocket {
             parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
         } else {
@@ -370,12 +371,6 @@ impl Gateway {
             server_port: conn.local_port,
             host_header: host_header.as_deref(),
         };
-        let mut headers = std::mem::take(&mut parts.headers);
-        forward::strip_hop_by_hop(&mut headers, websocket);
-        forward::set_forwarded(&mut headers, &client);
-        if upstream.is_grpc() {
-            headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        }
         // The client's request target as sent (not normalised, query string included), unless
         // a plugin rewrote it.
         let path_and_query = match plugins.as_deref() {
@@ -389,19 +384,35 @@ impl Gateway {
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
         };
-        let outgoing = Outgoing {
-            method: parts.method,
+        let mut outgoing = Outgoing::new(
+            parts.method,
             path_and_query,
             headers,
-            client_host: host_header,
-            host_override: plugins.as_deref().and_then(|ctx| ctx.upstream_host.clone()),
-        };
-        let (mut resp, in_flight, addr) = self
-            .forward(&upstream, outgoing, body, hash_key.as_deref(), timeouts)
-            .await?;
-        if let Some(ctx) = plugins {
-            ctx.log.upstream_addr = Some(addr);
+            &client,
+            websocket,
+            upstream.is_grpc(),
+        );
+        outgoing.client_host = host_header;
+        if let Some(ctx) = plugins.as_deref() {
+            outgoing.host_override.clone_from(&ctx.upstream_host);
+            outgoing.keep_headers = true;
         }
+        let forwarded = self
+            .forward(
+                &upstream,
+                &mut outgoing,
+                body,
+                hash_key.as_deref(),
+                timeouts,
+            )
+            .await;
+        if let Some(ctx) = plugins {
+            ctx.headers = outgoing.headers;
+            if let Ok((_, _, addr)) = &forwarded {
+                ctx.log.upstream_addr = Some(*addr);
+            }
+        }
+        let (mut resp, in_flight, _) = forwarded?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             match client_upgrade {
                 Some(client_upgrade) => {
@@ -422,6 +433,9 @@ impl Gateway {
 }
 
 /// The parts of the upstream request that every try shares.
+///
+/// `headers` are the client's (as the plugins left them), unchanged: the hop-by-hop ones are
+/// left out and the forwarded ones laid over where the request is written.
 pub(crate) struct Outgoing {
     pub method: Method,
     pub path_and_query: String,
@@ -430,9 +444,43 @@ pub(crate) struct Outgoing {
     pub client_host: Option<String>,
     /// A `Host` set by a plugin; wins over `pass_host`.
     pub host_override: Option<String>,
+    /// The hop-by-hop headers among `headers`.
+    pub hop: forward::HopByHop,
+    /// The forwarded headers.
+    pub forwarded: forward::Forwarded,
+    /// A WebSocket handshake: `Connection`/`Upgrade` go upstream.
+    pub upgrade: bool,
+    /// gRPC: `TE: trailers` goes upstream.
+    pub grpc: bool,
+    /// `headers` are handed back after the exchange (a plugin context reads them later), so the
+    /// response does not reuse their map.
+    pub keep_headers: bool,
 }
 
 impl Outgoing {
+    /// The upstream request for `headers` from `client`.
+    pub(crate) fn new(
+        method: Method,
+        path_and_query: String,
+        headers: http::HeaderMap,
+        client: &Client<'_>,
+        upgrade: bool,
+        grpc: bool,
+    ) -> Outgoing {
+        Outgoing {
+            hop: forward::HopByHop::find(&headers, upgrade),
+            forwarded: forward::Forwarded::new(&headers, client),
+            method,
+            path_and_query,
+            headers,
+            client_host: None,
+            host_override: None,
+            upgrade,
+            grpc,
+            keep_headers: false,
+        }
+    }
+
     /// The request for one try: `host` as `pass_host` decided, the target absolute for HTTP/2.
     pub(crate) fn build(
         &self,
@@ -454,7 +502,13 @@ impl Outgoing {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
+        let mut headers = self.headers.clone();
+        self.hop.strip(&mut headers);
+        self.forwarded.apply(&mut headers);
+        if self.grpc {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        *req.headers_mut() = headers;
         if h2 {
             *req.version_mut() = http::Version::HTTP_2;
             req.headers_mut().remove(header::HOST);

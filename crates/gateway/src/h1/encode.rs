@@ -70,17 +70,27 @@ pub fn head(
             header::HOST => host.is_some(),
             header::TRANSFER_ENCODING => true,
             header::CONTENT_LENGTH => own_length || framing == Framing::Chunked,
-            _ => false,
+            _ => out.hop.contains(name) || out.forwarded.replaces(name),
         };
         if !skip {
-            dst.extend_from_slice(name.as_str().as_bytes());
-            dst.extend_from_slice(b": ");
-            dst.extend_from_slice(value.as_bytes());
-            dst.extend_from_slice(b"\r\n");
+            line(dst, name.as_str(), value.as_bytes());
         }
+    }
+    for (name, value) in out.forwarded.values() {
+        line(dst, name.as_str(), value.as_bytes());
+    }
+    if out.grpc {
+        line(dst, "te", b"trailers");
     }
     dst.extend_from_slice(b"\r\n");
     Ok(framing)
+}
+
+fn line(dst: &mut Vec<u8>, name: &str, value: &[u8]) {
+    dst.extend_from_slice(name.as_bytes());
+    dst.extend_from_slice(b": ");
+    dst.extend_from_slice(value);
+    dst.extend_from_slice(b"\r\n");
 }
 
 /// The body's framing, and whether the gateway writes the `Content-Length` itself (rather
@@ -223,13 +233,13 @@ mod tests {
         for (n, v) in headers {
             map.append(*n, HeaderValue::from_static(v));
         }
-        Outgoing {
-            method: Method::POST,
-            path_and_query: target.to_string(),
-            headers: map,
-            client_host: None,
-            host_override: None,
-        }
+        let client = crate::forward::Client {
+            remote: "10.0.0.9:5000".parse().unwrap(),
+            scheme: "http",
+            server_port: 9080,
+            host_header: None,
+        };
+        Outgoing::new(Method::POST, target.to_string(), map, &client, false, false)
     }
 
     fn text(out: &Outgoing, host: Option<&str>, body: BodySize) -> (String, Framing) {
@@ -247,11 +257,38 @@ mod tests {
         let (head, framing) = text(&out, Some("node:8080"), BodySize::Empty);
         assert_eq!(
             head,
-            "POST /a?b=1 HTTP/1.1\r\nhost: node:8080\r\nx-one: 1\r\nx-one: 2\r\n\r\n"
+            "POST /a?b=1 HTTP/1.1\r\nhost: node:8080\r\nx-one: 1\r\nx-one: 2\r\n\
+             x-forwarded-for: 10.0.0.9\r\nx-real-ip: 10.0.0.9\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-port: 9080\r\n\r\n"
         );
         assert_eq!(framing, Framing::Empty);
         let (head, _) = text(&out, None, BodySize::Empty);
         assert!(head.contains("host: client\r\n"), "{head}");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_behind_and_forwarded_ones_are_replaced() {
+        let out = outgoing(
+            "/",
+            &[
+                ("connection", "keep-alive, x-secret"),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("x-forwarded-proto", "https"),
+                ("forwarded", "for=1.2.3.4"),
+                ("x-kept", "yes"),
+            ],
+        );
+        let (head, _) = text(&out, None, BodySize::Empty);
+        assert_eq!(
+            head,
+            "POST / HTTP/1.1\r\nx-kept: yes\r\n\
+             x-forwarded-for: 1.2.3.4, 10.0.0.9\r\nx-real-ip: 10.0.0.9\r\n\
+             x-forwarded-proto: http\r\nx-forwarded-port: 9080\r\n\r\n"
+        );
+        // The map itself is left as the client (and the plugins) made it.
+        assert_eq!(out.headers.len(), 7);
     }
 
     #[test]
