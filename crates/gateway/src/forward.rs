@@ -88,11 +88,9 @@ impl HopByHop {
 
     /// Whether `name` is hop-by-hop here.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        if self.present != 0 {
-            if hop_index(name).is_some() {
-                return !(self.keep_upgrade
-                    && (*name == header::CONNECTION || *name == header::UPGRADE));
-            }
+        if self.present != 0 && hop_index(name).is_some() {
+            return !(self.keep_upgrade
+                && (*name == header::CONNECTION || *name == header::UPGRADE));
         }
         !self.named.is_empty() && self.named.contains(name)
     }
