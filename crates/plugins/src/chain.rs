@@ -152,8 +152,10 @@ impl Chain {
                 continue;
             }
             if e.runs(ctx) {
-                let flow = e.plugin.rewrite(ctx);
-                let flow = settle(ctx, flow).await;
+                let flow = match e.plugin.rewrite(ctx) {
+                    flow @ Flow::Wait(_) => settle(ctx, flow).await,
+                    flow => flow,
+                };
                 if let Flow::Respond(r) = flow {
                     return e.answer(Flow::Respond(r));
                 }
@@ -166,8 +168,10 @@ impl Chain {
     pub async fn access(&self, ctx: &mut Ctx) -> Flow {
         for e in &self.entries {
             if e.runs(ctx) {
-                let flow = e.plugin.access(ctx);
-                let flow = settle(ctx, flow).await;
+                let flow = match e.plugin.access(ctx) {
+                    flow @ Flow::Wait(_) => settle(ctx, flow).await,
+                    flow => flow,
+                };
                 if let Flow::Respond(r) = flow {
                     return e.answer(Flow::Respond(r));
                 }

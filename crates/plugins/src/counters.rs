@@ -5,9 +5,7 @@
 //! (`resty.limit.count` over a shared dict with a TTL). The store is sharded by key hash behind
 //! `std` mutexes; each shard drops its expired windows at most once a second, on use.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -59,9 +57,11 @@ pub enum Count {
 
 impl Counters {
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let i = (h.finish() % SHARDS as u64) as usize;
+        // FNV-1a: only spreads keys over the shards (the maps hash them with SipHash).
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let i = (h % SHARDS as u64) as usize;
         // A poisoned shard only means another request panicked mid-update; the counts are
         // still usable.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())

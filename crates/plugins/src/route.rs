@@ -80,8 +80,11 @@ impl RoutePlugins {
         };
         ctx.consumers = Some(self.consumers.clone());
         ctx.route_chain = Some(route.clone());
-        if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false).await {
-            return f;
+        let global = !self.global.is_empty();
+        if global {
+            if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false).await {
+                return f;
+            }
         }
         if let f @ Flow::Respond(_) = route.rewrite(ctx, false).await {
             return f;
@@ -103,8 +106,10 @@ impl RoutePlugins {
                 Ok(None) => {}
             }
         }
-        if let f @ Flow::Respond(_) = self.global.access(ctx).await {
-            return f;
+        if global {
+            if let f @ Flow::Respond(_) = self.global.access(ctx).await {
+                return f;
+            }
         }
         effective.access(ctx).await
     }
@@ -148,8 +153,9 @@ impl RoutePlugins {
             status: *status,
             headers: std::mem::take(headers),
         });
-        if let Some(global) = ctx.global_chain.clone() {
-            global.header_filter(ctx);
+        // The context names the chain once the request phases ran on it.
+        if ctx.global_chain.is_some() && !self.global.is_empty() {
+            self.global.header_filter(ctx);
         }
         if let Some(route) = ctx.route_chain.clone() {
             route.header_filter(ctx);
@@ -163,8 +169,9 @@ impl RoutePlugins {
     /// Runs `body_filter` of the global rules, then of the route's (merged) chain, on one chunk
     /// of the response body; `eof` marks the call after the last chunk.
     pub fn body_filter_phase(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
-        if let Some(global) = ctx.global_chain.clone() {
-            global.body_filter(ctx, chunk, eof);
+        // The context names the chain once the request phases ran on it.
+        if ctx.global_chain.is_some() && !self.global.is_empty() {
+            self.global.body_filter(ctx, chunk, eof);
         }
         if let Some(route) = ctx.route_chain.clone() {
             route.body_filter(ctx, chunk, eof);
@@ -174,8 +181,9 @@ impl RoutePlugins {
     /// Runs `log` of the global rules, then of the route's (merged) chain, once the response
     /// has been sent.
     pub fn log_phase(&self, ctx: &mut Ctx) {
-        if let Some(global) = ctx.global_chain.clone() {
-            global.log(ctx);
+        // The context names the chain once the request phases ran on it.
+        if ctx.global_chain.is_some() && !self.global.is_empty() {
+            self.global.log(ctx);
         }
         if let Some(route) = ctx.route_chain.clone() {
             route.log(ctx);
