@@ -78,6 +78,8 @@ struct Config {
 #[derive(Debug)]
 pub struct KeyAuth {
     header: String,
+    /// `header` parsed once (`None`: not a valid header name, so never present).
+    header_name: Option<http::HeaderName>,
     query: String,
     hide_credentials: bool,
     www_authenticate: String,
@@ -88,6 +90,7 @@ pub struct KeyAuth {
 pub fn build(conf: &Value, _env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
     let c: Config = typed(conf)?;
     Ok(Arc::new(KeyAuth {
+        header_name: http::HeaderName::from_bytes(c.header.as_bytes()).ok(),
         header: c.header,
         query: c.query,
         hide_credentials: c.hide_credentials,
@@ -119,17 +122,23 @@ impl Plugin for KeyAuth {
     }
 
     fn rewrite(&self, ctx: &mut Ctx) -> Flow {
-        let (key, from_header) = match ctx.header(&self.header) {
-            Some(key) => (Some(key.to_string()), true),
-            None => (ctx.query_arg(&self.query).map(|k| k.into_owned()), false),
-        };
-        let found = match &key {
-            None => Err(MISSING),
-            Some(key) => ctx
-                .consumers()
+        let find = |key: &str| {
+            ctx.consumers()
                 .and_then(|index| index.find(NAME, key))
                 .map(|m| m.consumer.clone())
-                .ok_or(INVALID),
+                .ok_or(INVALID)
+        };
+        let in_header = self
+            .header_name
+            .as_ref()
+            .and_then(|name| ctx.headers.get(name))
+            .and_then(|v| v.to_str().ok());
+        let (found, from_header) = match in_header {
+            Some(key) => (find(key), true),
+            None => match ctx.query_arg(&self.query) {
+                Some(key) => (find(&key), false),
+                None => (Err(MISSING), false),
+            },
         };
         let consumer = match found {
             Ok(consumer) => {
