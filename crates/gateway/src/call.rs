@@ -215,7 +215,7 @@ impl Gateway {
                     }
                     // The request's header map, done with, holds the response's headers.
                     let headers = if out.keep_headers {
-                        http::HeaderMap::new()
+                        spare_headers()
                     } else {
                         let mut headers = std::mem::take(&mut out.headers);
                         headers.clear();
@@ -515,4 +515,32 @@ fn server_name(host: &str) -> ServerName<'static> {
 
 async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     tokio::net::lookup_host((host, port)).await.ok()?.next()
+}
+
+thread_local! {
+    /// A request header map a plugin context was done with, kept for the next response that
+    /// cannot reuse its request's map (the context keeps that one).
+    static SPARE_HEADERS: std::cell::RefCell<Option<http::HeaderMap>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// An empty header map: the spare one when there is one (no allocation), else a new one.
+fn spare_headers() -> http::HeaderMap {
+    SPARE_HEADERS
+        .with_borrow_mut(Option::take)
+        .unwrap_or_default()
+}
+
+/// Keeps `map`'s room for [`spare_headers`] (one map per thread; a map grown unusually large is
+/// let go).
+pub(crate) fn recycle_headers(mut map: http::HeaderMap) {
+    if map.capacity() == 0 || map.capacity() > 64 {
+        return;
+    }
+    map.clear();
+    SPARE_HEADERS.with_borrow_mut(|spare| {
+        if spare.is_none() {
+            *spare = Some(map);
+        }
+    });
 }

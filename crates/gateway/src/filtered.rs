@@ -69,6 +69,8 @@ impl FilteredBody {
         if self.state != State::Logged {
             self.state = State::Logged;
             self.entry.plugins.log_phase(&mut self.ctx);
+            // Done with: its room holds the next plugin request's response headers.
+            crate::call::recycle_headers(std::mem::take(&mut self.ctx.headers));
         }
     }
 
