@@ -201,67 +201,17 @@ impl Scanner {
 
     /// 414 when the request line alone is over the limit, else 431.
     fn too_large(&self) -> StatusCode {
-        match self.line_end {
-            Some(end) if end <= self.limits.max_head => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            _ => StatusCode::URI_TOO_LONG,
-        }
+        too_large(self.line_end, self.limits.max_head)
     }
 
     /// nginx's checks of a complete head; the state its body puts the stream in.
     fn judge(&mut self, req: &httparse::Request<'_, '_>) -> Result<State, StatusCode> {
-        let bad = StatusCode::BAD_REQUEST;
-        let http11 = req.version == Some(1);
-        let method = req.method.unwrap_or("");
-        if method == "CONNECT" || method == "TRACE" {
-            return Err(StatusCode::METHOD_NOT_ALLOWED);
-        }
-        let target = req.path.unwrap_or("");
-        // An origin-form target of plain characters needs no parsing (it has no authority).
-        let absolute = match crate::h1::encode::plain_target(target.as_bytes()) {
-            true => false,
-            false => http::Uri::try_from(target)
-                .map_err(|_| bad)?
-                .authority()
-                .is_some(),
-        };
-        let (mut hosts, mut lengths, mut codings) = (0, 0, 0);
-        let (mut length, mut chunked, mut upgrade) = (0u64, false, false);
-        for h in req.headers.iter() {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("host") {
-                hosts += 1;
-            } else if name.eq_ignore_ascii_case("content-length") {
-                lengths += 1;
-                length = std::str::from_utf8(h.value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse().ok())
-                    .ok_or(bad)?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                codings += 1;
-                chunked = h.value.eq_ignore_ascii_case(b"chunked");
-            } else if name.eq_ignore_ascii_case("upgrade") {
-                upgrade = http11;
-            }
-        }
-        // An absolute-form target names the host itself.
-        let needs_host = http11 && !absolute;
-        if hosts > 1 || (needs_host && hosts == 0) || lengths > 1 || codings > 1 {
-            return Err(bad);
-        }
-        if codings == 1 && (lengths > 0 || !http11) {
-            return Err(bad);
-        }
-        if codings == 1 && !chunked {
-            return Err(StatusCode::NOT_IMPLEMENTED);
-        }
-        self.upgrade_pending = upgrade;
-        Ok(if chunked {
-            State::Chunked(Chunk::Start)
-        } else if length > 0 {
-            State::Length(length)
-        } else {
-            self.after_body()
+        let verdict = judge(req)?;
+        self.upgrade_pending = verdict.upgrade;
+        Ok(match verdict.body {
+            BodyFraming::Chunked => State::Chunked(Chunk::Start),
+            BodyFraming::Length(length) => State::Length(length),
+            BodyFraming::Empty => self.after_body(),
         })
     }
 
@@ -350,6 +300,111 @@ impl Scanner {
         self.extra += 1;
         self.extra <= self.limits.max_head
     }
+}
+
+/// 414 when the request line (ending at `line_end`, the offset of its line feed) alone is over
+/// `max_head`, else 431.
+pub fn too_large(line_end: Option<usize>, max_head: usize) -> StatusCode {
+    match line_end {
+        Some(end) if end <= max_head => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        _ => StatusCode::URI_TOO_LONG,
+    }
+}
+
+/// How a request body is framed, as its head declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// What nginx's checks of a complete head found, with what the connection needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub body: BodyFraming,
+    /// An HTTP/1.1 request with `Upgrade`.
+    pub upgrade: bool,
+    /// The connection may carry another request after this one (HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` (HTTP/1.1): the client waits for `100 Continue` before its body.
+    pub expect_continue: bool,
+}
+
+/// nginx's checks of a complete head: 405 for `CONNECT` and `TRACE`; 400 for a missing (HTTP/1.1
+/// without an absolute-form target) or repeated `Host`, a bad or repeated `Content-Length`, a
+/// `Transfer-Encoding` with a length, repeated, or on HTTP/1.0; 501 for a transfer coding other
+/// than `chunked`.
+pub fn judge(req: &httparse::Request<'_, '_>) -> Result<Verdict, StatusCode> {
+    let bad = StatusCode::BAD_REQUEST;
+    let http11 = req.version == Some(1);
+    let method = req.method.unwrap_or("");
+    if method == "CONNECT" || method == "TRACE" {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let target = req.path.unwrap_or("");
+    // An origin-form target of plain characters needs no parsing (it has no authority).
+    let absolute = match crate::h1::encode::plain_target(target.as_bytes()) {
+        true => false,
+        false => http::Uri::try_from(target)
+            .map_err(|_| bad)?
+            .authority()
+            .is_some(),
+    };
+    let (mut hosts, mut lengths, mut codings) = (0, 0, 0);
+    let (mut length, mut chunked, mut upgrade) = (0u64, false, false);
+    let (mut close, mut keep, mut expect_continue) = (false, false, false);
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            length = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok())
+                .ok_or(bad)?;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            codings += 1;
+            chunked = h.value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade = http11;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = http11 && h.value.eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    // An absolute-form target names the host itself.
+    let needs_host = http11 && !absolute;
+    if hosts > 1 || (needs_host && hosts == 0) || lengths > 1 || codings > 1 {
+        return Err(bad);
+    }
+    if codings == 1 && (lengths > 0 || !http11) {
+        return Err(bad);
+    }
+    if codings == 1 && !chunked {
+        return Err(StatusCode::NOT_IMPLEMENTED);
+    }
+    let body = if chunked {
+        BodyFraming::Chunked
+    } else if length > 0 {
+        BodyFraming::Length(length)
+    } else {
+        BodyFraming::Empty
+    };
+    Ok(Verdict {
+        body,
+        upgrade,
+        keep_alive: !close && (http11 || keep),
+        expect_continue: expect_continue && body != BodyFraming::Empty,
+    })
 }
 
 fn hex(b: u8) -> Option<u8> {

@@ -20,11 +20,11 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::access_log::AccessRecord;
-use crate::body::{BodyError, GatewayBody};
+use crate::body::{BodyError, GatewayBody, Inbound};
 use crate::proxy::ConnInfo;
 use crate::trace::{self, Trace};
 use crate::{forward, Gateway};
@@ -33,7 +33,7 @@ use crate::{forward, Gateway};
 /// observed.
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     info: &ConnInfo,
     refused: Option<StatusCode>,
 ) -> Response<ObservedBody> {
@@ -54,6 +54,20 @@ pub(crate) async fn serve(
         Some(pending) => pending.respond(gateway, resp, trace),
         None => resp.map(|inner| ObservedBody { inner, ended: None }),
     }
+}
+
+/// The answer to a request head refused before it became a request (see
+/// [`crate::server::refusal`]), observed: the access log has the client and the status.
+pub(crate) fn refused(
+    gateway: &Arc<Gateway>,
+    info: &ConnInfo,
+    status: StatusCode,
+) -> Response<ObservedBody> {
+    let pending = Pending::begin(gateway, &Request::new(()), info, true);
+    let mut resp = crate::server::refusal(status);
+    resp.headers_mut()
+        .insert(header::SERVER, gateway.server_header.clone());
+    pending.respond(gateway.clone(), resp, None)
 }
 
 /// Counts and logs a request whose handling was dropped before it had a response.
