@@ -18,12 +18,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::body::{GatewayBody, Inbound};
 use crate::error::{self, ProxyError};
-use crate::h1::server::{Io, Rewind};
+use crate::h1::server::{Drain, Io, Rewind, Watch};
 use crate::head::H2_PREFACE;
 use crate::observe;
 use crate::proxy::ConnInfo;
@@ -58,8 +57,7 @@ pub async fn serve(
         graceful: GracefulShutdown::new(),
         local_port: listener.local_addr().map(|a| a.port()).unwrap_or_default(),
     });
-    // Own HTTP/1.x connections hold a receiver: told to drain, they drop it when they end.
-    let (draining, _) = watch::channel(false);
+    let draining = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -74,7 +72,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
-                let stop = draining.subscribe();
+                let stop = draining.register();
                 tokio::spawn(async move {
                     let _open = OpenConnection::new(shared.gateway.clone());
                     let since = Instant::now();
@@ -89,8 +87,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    draining.send_replace(true);
-    let own = draining.closed();
+    let own = draining.drain(DRAIN);
     let hyper = async {
         match Arc::try_unwrap(shared) {
             Ok(shared) => shared.graceful.shutdown().await,
@@ -135,7 +132,7 @@ async fn serve_plain(
     mut stream: TcpStream,
     remote: SocketAddr,
     since: Instant,
-    stop: watch::Receiver<bool>,
+    stop: Arc<Watch>,
 ) {
     let info = ConnInfo {
         remote,
@@ -171,7 +168,7 @@ async fn serve_tls(
     stream: TcpStream,
     remote: SocketAddr,
     since: Instant,
-    stop: watch::Receiver<bool>,
+    stop: Arc<Watch>,
 ) {
     let gateway = &shared.gateway;
     let handshake = async {

@@ -3,7 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -13,10 +13,11 @@ use http::header::HeaderMap;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use super::body::{RequestBody, Wire};
+use super::drain::Watch;
 use super::io::{Io, Rewind};
 use super::request::{HeadReader, Parsed, RequestHead};
 use super::response::{self, Asked, Framing};
@@ -31,8 +32,8 @@ use crate::Gateway;
 /// Room made in the read buffer before reading a head.
 const HEAD_READ: usize = 8 * 1024;
 
-/// Body frames up to this size are copied behind the head (one write for a small response);
-/// larger ones are written from their own buffer.
+/// Body frames up to this size are gathered behind the head (one write for a small response);
+/// a larger one is written at once.
 const COPY_FRAME: usize = 16 * 1024;
 
 /// Buffered response bytes that are written before more body frames are taken.
@@ -54,7 +55,7 @@ pub(crate) async fn serve(
     read: BytesMut,
     info: ConnInfo,
     since: Instant,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Arc<Watch>,
 ) {
     let limits = gateway.limits();
     let head_limits = HeadLimits {
@@ -74,7 +75,7 @@ pub(crate) async fn serve(
         since,
     };
     let linger = loop {
-        let head = match conn.next_head(&mut shutdown).await {
+        let head = match conn.next_head(&shutdown).await {
             Next::Head(head) => head,
             Next::Refused(status) => {
                 tracing::debug!("refusing a request head from {}: {status}", info.remote);
@@ -138,11 +139,10 @@ impl Conn {
     /// Waits for the next request head: within `header_timeout` of the connection's start for
     /// the first, of its first byte for later ones; an idle connection waits `keepalive_timeout`
     /// and closes at once when the server drains.
-    async fn next_head(&mut self, shutdown: &mut watch::Receiver<bool>) -> Next {
-        if !self.first && *shutdown.borrow() {
+    async fn next_head(&mut self, shutdown: &Watch) -> Next {
+        if !self.first && shutdown.draining() {
             return Next::Closed;
         }
-        let mut stop = pin!(shutdown.changed());
         let mut idle_since = None;
         let mut head_since = None;
         poll_fn(|cx| {
@@ -170,7 +170,7 @@ impl Conn {
             let deadline = if self.first {
                 self.since + self.header_timeout
             } else if idle {
-                if stop.as_mut().poll(cx).is_ready() {
+                if shutdown.poll_draining(cx).is_ready() {
                     return Poll::Ready(Next::Closed);
                 }
                 *idle_since.get_or_insert_with(Instant::now) + self.keepalive_timeout
@@ -196,7 +196,7 @@ impl Conn {
         gateway: &Arc<Gateway>,
         info: &ConnInfo,
         head: RequestHead,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Watch,
     ) -> After {
         let RequestHead { mut parts, verdict } = head;
         let asked = Asked {
@@ -279,7 +279,9 @@ impl Conn {
             return false;
         }
         while w.read.len() < self.max_head + HEAD_READ {
-            match w.poll_fill(cx, HEAD_READ) {
+            // Into whatever room the buffer has: the bytes of the head just read are still
+            // in use, and a new buffer now would be needed only for a client that sends more.
+            match w.poll_fill(cx, 1) {
                 Poll::Ready(Ok(0)) => {
                     w.eof = true;
                     return !half_close;
@@ -302,10 +304,10 @@ impl Conn {
         resp: Response<ObservedBody>,
         mut asked: Asked,
         upgrade: Option<oneshot::Sender<Rewind>>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Watch,
     ) -> Result<bool, Option<io::Error>> {
         let (parts, body) = resp.into_parts();
-        asked.keep_alive &= !*shutdown.borrow();
+        asked.keep_alive &= !shutdown.draining();
         let upgrade = upgrade.filter(|_| parts.status == StatusCode::SWITCHING_PROTOCOLS);
         let (framing, keep) = response::head(
             &mut self.out,
@@ -336,16 +338,23 @@ impl Conn {
         Ok(keep)
     }
 
-    /// Writes a response body: small frames gathered behind the head, all written whenever the
-    /// body has nothing more ready.
+    /// Writes a response body: small frames gathered behind the head (the last one not copied
+    /// but written from its own buffer in the same system call), all written whenever the body
+    /// has nothing more ready.
     async fn send_body(&mut self, mut body: ObservedBody, framing: Framing) -> io::Result<()> {
         let mut left = match framing {
             Framing::Length(n) => n,
             _ => u64::MAX,
         };
         let chunked = framing == Framing::Chunked;
+        // What follows a frame written from its own buffer.
+        let (after_frame, after_last): (&'static [u8], &'static [u8]) = match chunked {
+            true => (b"\r\n", b"\r\n0\r\n\r\n"),
+            false => (b"", b""),
+        };
         loop {
-            let next = poll_fn(|cx| loop {
+            let mut held = Bytes::new();
+            let ended = poll_fn(|cx| loop {
                 match Pin::new(&mut body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         let Ok(data) = frame.into_data() else {
@@ -360,50 +369,48 @@ impl Conn {
                             )));
                         }
                         left -= data.len() as u64;
+                        if !held.is_empty() {
+                            self.out.extend_from_slice(&held);
+                            self.out.extend_from_slice(after_frame);
+                        }
                         if chunked {
                             response::chunk_size(&mut self.out, data.len());
                         }
-                        if data.len() > COPY_FRAME {
-                            return Poll::Ready(Ok(Some(data)));
-                        }
-                        self.out.extend_from_slice(&data);
-                        if chunked {
-                            self.out.extend_from_slice(b"\r\n");
-                        }
-                        if self.out.len() >= FLUSH_AT {
-                            return Poll::Ready(Ok(Some(Bytes::new())));
+                        held = data;
+                        if held.len() > COPY_FRAME || self.out.len() >= FLUSH_AT {
+                            return Poll::Ready(Ok(false));
                         }
                     }
                     Poll::Ready(None) => {
                         if chunked {
-                            self.out.extend_from_slice(response::LAST_CHUNK);
+                            if held.is_empty() {
+                                self.out.extend_from_slice(response::LAST_CHUNK);
+                            }
                         } else if framing != Framing::Close && left > 0 {
                             return Poll::Ready(Err(io::Error::other(
                                 "response body shorter than its Content-Length",
                             )));
                         }
-                        return Poll::Ready(Ok(None));
+                        return Poll::Ready(Ok(true));
                     }
                     Poll::Ready(Some(Err(e))) => {
                         return Poll::Ready(Err(io::Error::other(format!("response body: {e}"))))
                     }
-                    Poll::Pending if !self.out.is_empty() => {
-                        return Poll::Ready(Ok(Some(Bytes::new())))
+                    Poll::Pending if !self.out.is_empty() || !held.is_empty() => {
+                        return Poll::Ready(Ok(false))
                     }
                     Poll::Pending => return Poll::Pending,
                 }
             })
             .await?;
-            match next {
-                Some(big) => {
-                    let tail: &'static [u8] = if chunked && !big.is_empty() {
-                        b"\r\n"
-                    } else {
-                        b""
-                    };
-                    self.write_out(big, tail).await?;
-                }
-                None => return Ok(()),
+            let tail = match (held.is_empty(), ended) {
+                (true, _) => &b""[..],
+                (false, false) => after_frame,
+                (false, true) => after_last,
+            };
+            self.write_out(held, tail).await?;
+            if ended {
+                return Ok(());
             }
         }
     }

@@ -15,10 +15,12 @@
 mod body;
 mod conn;
 mod date;
+mod drain;
 mod io;
 mod request;
 mod response;
 
 pub use body::RequestBody;
 pub(crate) use conn::serve;
+pub use drain::{Drain, Watch};
 pub use io::{Io, Rewind};

@@ -47,11 +47,6 @@ impl HeadReader {
         }
     }
 
-    /// Whether bytes of a head are waiting (the head has begun).
-    pub fn started(&self) -> bool {
-        self.searched > 0
-    }
-
     /// Looks for a complete head at the start of `buf`, removing it from `buf` when found.
     /// `headers` (emptied) becomes the request's header map.
     pub fn parse(&mut self, buf: &mut BytesMut, headers: &mut Option<HeaderMap>) -> Parsed {
@@ -228,7 +223,6 @@ mod tests {
                 Parsed::Head(head) => {
                     assert_eq!(i, 27);
                     assert_eq!(head.parts.uri, "/x");
-                    assert!(!r.started());
                     break;
                 }
                 Parsed::Refused(s) => panic!("refused {s}"),
