@@ -30,7 +30,9 @@ use crate::trace::{self, Trace};
 use crate::{forward, Gateway};
 
 /// Answers one request ([`crate::server::answer`]) and returns the response with its body
-/// observed.
+/// observed. The future is large (every await point of the proxy keeps its room): callers
+/// construct it where it stays (pinned in the connection's task, or written straight into its
+/// own allocation) so that it is never copied.
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     req: Request<Inbound>,
@@ -39,7 +41,8 @@ pub(crate) async fn serve(
 ) -> Response<ObservedBody> {
     let pending = Pending::begin(&gateway, &req, info, refused.is_some());
     let (resp, pending, trace) = {
-        let answer = crate::server::answer(&gateway, req, info, refused);
+        // Pinned where it is made: handed to the trace's scope by reference, never moved.
+        let answer = pin!(crate::server::answer(&gateway, req, info, refused));
         let handling = pin!(trace::scope(gateway.access_log.is_on(), answer));
         let mut guard = Abandoned {
             handling,
@@ -81,7 +84,7 @@ impl<F: Future> Drop for Abandoned<'_, F> {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
             let trace = self.handling.as_mut().take_value().map(RefCell::into_inner);
-            pending.finish(self.gateway, trace, 499, 0, 0);
+            pending.finish(self.gateway, trace, 499, 0);
         }
     }
 }
@@ -89,8 +92,9 @@ impl<F: Future> Drop for Abandoned<'_, F> {
 /// What is known of a request before it is answered.
 pub(crate) struct Pending {
     start: Instant,
-    /// What the access log prints; `None` when the log is off.
-    facts: Option<Facts>,
+    /// What the access log prints; `None` when the log is off (boxed: the response that
+    /// carries it is moved a few times on its way out).
+    facts: Option<Box<Facts>>,
 }
 
 struct Facts {
@@ -108,7 +112,7 @@ impl Pending {
         let start = Instant::now();
         gateway.metrics.request_begun();
         // A refused head's request is a stand-in: log the client and the status only.
-        let mut facts = gateway.access_log.is_on().then(|| Facts {
+        let mut facts = gateway.access_log.is_on().then(|| Box::new(Facts {
             remote_addr: match refused {
                 true => info.remote.ip(),
                 false => forward::client_ip(info.remote.ip(), req.headers()),
@@ -120,7 +124,7 @@ impl Pending {
             http_referer: None,
             http_user_agent: None,
             request_id: None,
-        });
+        }));
         for (name, value) in req.headers() {
             let Some(f) = facts.as_mut().filter(|_| !refused) else {
                 break;
@@ -152,18 +156,11 @@ impl Pending {
         trace: Option<Trace>,
     ) -> Response<ObservedBody> {
         let (parts, inner) = resp.into_parts();
-        // The status line and headers as HTTP/1.1 sends them (`bytes_sent` counts them).
-        let head: usize = parts
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
         let ended = Ended {
             gateway,
             pending: self,
-            trace,
+            trace: trace.map(Box::new),
             status: parts.status.as_u16(),
-            head_bytes: head as u64 + 19,
             sent: 0,
         };
         Response::from_parts(
@@ -175,9 +172,9 @@ impl Pending {
         )
     }
 
-    /// Counts the request and sends its record (`_head`: bytes of the response head; the
+    /// Counts the request and sends its record (`sent`: bytes of the response body; the
     /// per-route byte counts are the prometheus plugin's).
-    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, _head: u64, sent: u64) {
+    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, sent: u64) {
         let end = Instant::now();
         let mut trace = trace.unwrap_or_default();
         trace.close_tries(end);
@@ -231,9 +228,8 @@ pub(crate) struct ObservedBody {
 struct Ended {
     gateway: Arc<Gateway>,
     pending: Pending,
-    trace: Option<Trace>,
+    trace: Option<Box<Trace>>,
     status: u16,
-    head_bytes: u64,
     sent: u64,
 }
 
@@ -245,10 +241,9 @@ impl ObservedBody {
                 pending,
                 trace,
                 status,
-                head_bytes,
                 sent,
             } = e;
-            pending.finish(&gateway, trace, status, head_bytes, sent);
+            pending.finish(&gateway, trace.map(|t| *t), status, sent);
         }
     }
 }

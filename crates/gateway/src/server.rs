@@ -220,6 +220,8 @@ async fn serve_h2(shared: &Shared, io: Rewind, info: ConnInfo) {
     let gateway = shared.gateway.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let (gateway, info) = (gateway.clone(), info.clone());
+        // Written straight into its own allocation, the large request future is never copied
+        // (hyper would copy it into its slot whole).
         let slot = Box::new_uninit();
         Box::into_pin(Box::write(slot, async move {
             let resp = observe::serve(gateway, req.map(Inbound::Hyper), &info, None).await;
@@ -242,7 +244,8 @@ pub(crate) async fn answer(
     let mut resp = match refused {
         Some(status) => refusal(status),
         None => match check_request(gateway, &req) {
-            Ok(()) => gateway.handle(req, info).await,
+            // The proxy's answers carry the `Server` header already.
+            Ok(()) => return gateway.handle(req, info).await,
             Err(e) => e.to_response(),
         },
     };

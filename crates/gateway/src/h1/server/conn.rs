@@ -3,7 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -223,12 +223,7 @@ impl Conn {
             tx
         });
         let req = Request::from_parts(parts, body);
-        // The request's future is large (every await point of the proxy keeps its room);
-        // written straight into its own allocation it is never copied.
-        let mut handling = Box::into_pin(Box::write(
-            Box::new_uninit(),
-            observe::serve(gateway.clone(), req, info, None),
-        ));
+        let mut handling = pin!(observe::serve(gateway.clone(), req, info, None));
         // A client that may send another request and closes its side meanwhile has gone away
         // (nginx's 499); one that said it sends no more (`Connection: close`, HTTP/1.0) may
         // just have shut its sending side and still gets the answer.

@@ -48,7 +48,7 @@ impl HeadReader {
     }
 
     /// Looks for a complete head at the start of `buf`, removing it from `buf` when found.
-    /// `headers` (emptied) becomes the request's header map.
+    /// `headers` (an empty map, when there is one) becomes the request's header map.
     pub fn parse(&mut self, buf: &mut BytesMut, headers: &mut Option<HeaderMap>) -> Parsed {
         if buf.is_empty() {
             return Parsed::Partial;
@@ -117,8 +117,8 @@ impl HeadReader {
         let Ok(uri) = Uri::from_maybe_shared(raw.slice(path.0..path.0 + path.1)) else {
             return Parsed::Refused(StatusCode::BAD_REQUEST);
         };
+        // Kept empty by the connection (the last response's map, cleared).
         let mut map = headers.take().unwrap_or_default();
-        map.clear();
         map.reserve(self.spans.len());
         for &[name_at, name_len, value_at, value_len] in &self.spans {
             let name = &raw[name_at as usize..(name_at + name_len) as usize];
