@@ -112,19 +112,21 @@ impl Pending {
         let start = Instant::now();
         gateway.metrics.request_begun();
         // A refused head's request is a stand-in: log the client and the status only.
-        let mut facts = gateway.access_log.is_on().then(|| Box::new(Facts {
-            remote_addr: match refused {
-                true => info.remote.ip(),
-                false => forward::client_ip(info.remote.ip(), req.headers()),
-            },
-            request: (!refused)
-                .then(|| (req.method().clone(), detach_uri(req.uri()), req.version())),
-            http_host: None,
-            authorization: None,
-            http_referer: None,
-            http_user_agent: None,
-            request_id: None,
-        }));
+        let mut facts = gateway.access_log.is_on().then(|| {
+            Box::new(Facts {
+                remote_addr: match refused {
+                    true => info.remote.ip(),
+                    false => forward::client_ip(info.remote.ip(), req.headers()),
+                },
+                request: (!refused)
+                    .then(|| (req.method().clone(), detach_uri(req.uri()), req.version())),
+                http_host: None,
+                authorization: None,
+                http_referer: None,
+                http_user_agent: None,
+                request_id: None,
+            })
+        });
         for (name, value) in req.headers() {
             let Some(f) = facts.as_mut().filter(|_| !refused) else {
                 break;
@@ -156,10 +158,12 @@ impl Pending {
         trace: Option<Trace>,
     ) -> Response<ObservedBody> {
         let (parts, inner) = resp.into_parts();
+        // Only the access log reads the trace.
+        let trace = trace.filter(|_| self.facts.is_some()).map(Box::new);
         let ended = Ended {
             gateway,
             pending: self,
-            trace: trace.map(Box::new),
+            trace,
             status: parts.status.as_u16(),
             sent: 0,
         };
@@ -175,12 +179,12 @@ impl Pending {
     /// Counts the request and sends its record (`sent`: bytes of the response body; the
     /// per-route byte counts are the prometheus plugin's).
     fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, sent: u64) {
+        gateway.metrics.request_finished();
+        let Some(f) = self.facts else { return };
         let end = Instant::now();
         let mut trace = trace.unwrap_or_default();
         trace.close_tries(end);
         let total = end.saturating_duration_since(self.start);
-        gateway.metrics.request_finished();
-        let Some(f) = self.facts else { return };
         gateway.access_log.send(AccessRecord {
             remote_addr: f.remote_addr,
             authorization: f.authorization,

@@ -136,13 +136,16 @@ impl RequestBody {
                     Ok(Step::End) => return Poll::Ready(None),
                     Ok(Step::More) => {}
                     Err(e) => {
-                        // Nothing after a broken body can be framed.
+                        // Nothing after a broken body can be framed: the connection closes.
                         w.eof = true;
+                        w.body = Decoder::Done;
                         return Poll::Ready(Some(Err(e.into())));
                     }
                 }
             }
             if w.eof {
+                // An error once; the body then ends (the connection closes after the answer).
+                w.body = Decoder::Done;
                 return Poll::Ready(Some(Err(
                     "the client closed the connection before the request body ended".into(),
                 )));
@@ -156,6 +159,7 @@ impl RequestBody {
                 Ok(_) => {}
                 Err(e) => {
                     w.eof = true;
+                    w.body = Decoder::Done;
                     return Poll::Ready(Some(Err(e.into())));
                 }
             }
@@ -199,4 +203,100 @@ fn poll_continue(
     ready!(Pin::new(io).poll_flush(cx))?;
     *owed = None;
     Poll::Ready(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::h1::decode::Chunked;
+
+    /// A connected pair: the client's end, and the gateway's as a [`Wire`].
+    async fn pair() -> (TcpStream, Arc<Wire>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, Wire::new(Io::Tcp(server), BytesMut::new()))
+    }
+
+    async fn next(body: &mut RequestBody) -> Option<Result<Bytes, String>> {
+        poll_fn(|cx| body.poll_frame(cx)).await.map(|r| {
+            r.map(|f| f.into_data().unwrap_or_default())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_is_read_across_reads_and_the_next_head_stays() {
+        let (mut client, wire) = pair().await;
+        let mut body = RequestBody::start(&wire, Decoder::Chunked(Chunked::Size), true);
+        assert_eq!(body.size_hint().exact(), None);
+        let writer = tokio::spawn(async move {
+            // The 100 Continue comes when the body is first read.
+            let mut interim = [0u8; CONTINUE.len()];
+            client.read_exact(&mut interim).await.unwrap();
+            assert_eq!(&interim, CONTINUE);
+            for piece in [
+                &b"5;ext=1\r\nhel"[..],
+                b"lo\r\n",
+                b"6\r\n world\r",
+                b"\n0\r\nX-Trailer: t\r\n",
+                b"\r\nGET /next HTTP/1.1\r\n",
+            ] {
+                client.write_all(piece).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            client
+        });
+        let mut data = Vec::new();
+        while let Some(frame) = next(&mut body).await {
+            data.extend_from_slice(&frame.unwrap());
+        }
+        assert_eq!(data, b"hello world");
+        assert!(body.is_end_stream());
+        let _client = writer.await.unwrap();
+        // Bytes after the body are the next request's; reading on until they came.
+        let mut w = wire.lock();
+        while !w.read.ends_with(b"\r\n") {
+            drop(w);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            w = wire.lock();
+            let _ = poll_fn(|cx| Poll::Ready(w.poll_fill(cx, 64))).await;
+        }
+        assert!(w.read.starts_with(b"GET /next"), "{:?}", w.read);
+    }
+
+    #[tokio::test]
+    async fn a_sized_body_ends_at_its_length_and_a_short_one_fails() {
+        let (mut client, wire) = pair().await;
+        let mut body = RequestBody::start(&wire, Decoder::Length(5), false);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        client.write_all(b"abcdeGET").await.unwrap();
+        let mut data = Vec::new();
+        while let Some(frame) = next(&mut body).await {
+            data.extend_from_slice(&frame.unwrap());
+        }
+        assert_eq!(data, b"abcde");
+
+        let mut body = RequestBody::start(&wire, Decoder::Length(10), false);
+        drop(client);
+        assert_eq!(next(&mut body).await, Some(Ok(Bytes::from_static(b"GET"))));
+        assert!(matches!(next(&mut body).await, Some(Err(_))), "cut short");
+        assert_eq!(next(&mut body).await, None, "then it ends");
+        assert!(wire.lock().eof);
+    }
+
+    #[tokio::test]
+    async fn a_detached_body_reads_nothing_more() {
+        let (_client, wire) = pair().await;
+        let mut body = RequestBody::start(&wire, Decoder::Length(3), false);
+        wire.lock().generation += 1;
+        assert!(matches!(next(&mut body).await, Some(Err(_))));
+    }
 }
