@@ -20,7 +20,9 @@ pub(crate) struct RequestHead {
     pub verdict: Verdict,
 }
 
-/// What the bytes read so far hold.
+/// What the bytes read so far hold (once per request: not boxed, which would cost an
+/// allocation).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
     /// Not a whole head yet.
     Partial,
