@@ -134,17 +134,60 @@ impl BodyWatch {
     }
 }
 
+/// A client's request body as it arrives: from the gateway's own HTTP/1.x connection, or from
+/// hyper's HTTP/2 server.
+pub enum Inbound {
+    /// The request has no body.
+    Empty,
+    H1(crate::h1::server::RequestBody),
+    Hyper(Incoming),
+}
+
+impl Body for Inbound {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Inbound::Empty => Poll::Ready(None),
+            Inbound::H1(b) => b.poll_frame(cx),
+            Inbound::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inbound::Empty => true,
+            Inbound::H1(b) => b.is_end_stream(),
+            Inbound::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Inbound::Empty => SizeHint::with_exact(0),
+            Inbound::H1(b) => b.size_hint(),
+            Inbound::Hyper(b) => b.size_hint(),
+        }
+    }
+}
+
 /// A client's request body, counted against `max_body_bytes`: past the limit it ends in an
 /// error, so the upstream sees an aborted body and never a complete oversized request.
 pub struct RequestBody {
-    inner: Incoming,
+    inner: Inbound,
     limit: Option<u64>,
     seen: u64,
     watch: Arc<BodyWatch>,
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: Option<u64>, watch: Arc<BodyWatch>) -> RequestBody {
+    pub fn new(inner: Inbound, limit: Option<u64>, watch: Arc<BodyWatch>) -> RequestBody {
         RequestBody {
             inner,
             limit,
@@ -310,7 +353,7 @@ fn poll_request(
         }
         Some(Err(e)) => {
             b.watch.set(BodyState::ClientError);
-            Some(Err(e.into()))
+            Some(Err(e))
         }
     })
 }

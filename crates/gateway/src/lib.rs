@@ -10,7 +10,6 @@ mod call;
 pub mod error;
 mod filtered;
 pub mod forward;
-mod guard;
 mod h1;
 mod head;
 pub mod health;

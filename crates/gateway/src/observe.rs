@@ -20,26 +20,29 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::access_log::AccessRecord;
-use crate::body::{BodyError, GatewayBody};
+use crate::body::{BodyError, GatewayBody, Inbound};
 use crate::proxy::ConnInfo;
 use crate::trace::{self, Trace};
 use crate::{forward, Gateway};
 
 /// Answers one request ([`crate::server::answer`]) and returns the response with its body
-/// observed.
+/// observed. The future is large (every await point of the proxy keeps its room): callers
+/// construct it where it stays (pinned in the connection's task, or written straight into its
+/// own allocation) so that it is never copied.
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     info: &ConnInfo,
     refused: Option<StatusCode>,
 ) -> Response<ObservedBody> {
     let pending = Pending::begin(&gateway, &req, info, refused.is_some());
     let (resp, pending, trace) = {
-        let answer = crate::server::answer(&gateway, req, info, refused);
+        // Pinned where it is made: handed to the trace's scope by reference, never moved.
+        let answer = pin!(crate::server::answer(&gateway, req, info, refused));
         let handling = pin!(trace::scope(gateway.access_log.is_on(), answer));
         let mut guard = Abandoned {
             handling,
@@ -56,6 +59,20 @@ pub(crate) async fn serve(
     }
 }
 
+/// The answer to a request head refused before it became a request (see
+/// [`crate::server::refusal`]), observed: the access log has the client and the status.
+pub(crate) fn refused(
+    gateway: &Arc<Gateway>,
+    info: &ConnInfo,
+    status: StatusCode,
+) -> Response<ObservedBody> {
+    let pending = Pending::begin(gateway, &Request::new(()), info, true);
+    let mut resp = crate::server::refusal(status);
+    resp.headers_mut()
+        .insert(header::SERVER, gateway.server_header.clone());
+    pending.respond(gateway.clone(), resp, None)
+}
+
 /// Counts and logs a request whose handling was dropped before it had a response.
 struct Abandoned<'a, F: Future> {
     handling: Pin<&'a mut TaskLocalFuture<RefCell<Trace>, F>>,
@@ -67,7 +84,7 @@ impl<F: Future> Drop for Abandoned<'_, F> {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
             let trace = self.handling.as_mut().take_value().map(RefCell::into_inner);
-            pending.finish(self.gateway, trace, 499, 0, 0);
+            pending.finish(self.gateway, trace, 499, 0);
         }
     }
 }
@@ -75,8 +92,9 @@ impl<F: Future> Drop for Abandoned<'_, F> {
 /// What is known of a request before it is answered.
 pub(crate) struct Pending {
     start: Instant,
-    /// What the access log prints; `None` when the log is off.
-    facts: Option<Facts>,
+    /// What the access log prints; `None` when the log is off (boxed: the response that
+    /// carries it is moved a few times on its way out).
+    facts: Option<Box<Facts>>,
 }
 
 struct Facts {
@@ -94,18 +112,20 @@ impl Pending {
         let start = Instant::now();
         gateway.metrics.request_begun();
         // A refused head's request is a stand-in: log the client and the status only.
-        let mut facts = gateway.access_log.is_on().then(|| Facts {
-            remote_addr: match refused {
-                true => info.remote.ip(),
-                false => forward::client_ip(info.remote.ip(), req.headers()),
-            },
-            request: (!refused)
-                .then(|| (req.method().clone(), detach_uri(req.uri()), req.version())),
-            http_host: None,
-            authorization: None,
-            http_referer: None,
-            http_user_agent: None,
-            request_id: None,
+        let mut facts = gateway.access_log.is_on().then(|| {
+            Box::new(Facts {
+                remote_addr: match refused {
+                    true => info.remote.ip(),
+                    false => forward::client_ip(info.remote.ip(), req.headers()),
+                },
+                request: (!refused)
+                    .then(|| (req.method().clone(), detach_uri(req.uri()), req.version())),
+                http_host: None,
+                authorization: None,
+                http_referer: None,
+                http_user_agent: None,
+                request_id: None,
+            })
         });
         for (name, value) in req.headers() {
             let Some(f) = facts.as_mut().filter(|_| !refused) else {
@@ -138,18 +158,13 @@ impl Pending {
         trace: Option<Trace>,
     ) -> Response<ObservedBody> {
         let (parts, inner) = resp.into_parts();
-        // The status line and headers as HTTP/1.1 sends them (`bytes_sent` counts them).
-        let head: usize = parts
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
+        // Only the access log reads the trace.
+        let trace = trace.filter(|_| self.facts.is_some()).map(Box::new);
         let ended = Ended {
             gateway,
             pending: self,
             trace,
             status: parts.status.as_u16(),
-            head_bytes: head as u64 + 19,
             sent: 0,
         };
         Response::from_parts(
@@ -161,15 +176,15 @@ impl Pending {
         )
     }
 
-    /// Counts the request and sends its record (`_head`: bytes of the response head; the
+    /// Counts the request and sends its record (`sent`: bytes of the response body; the
     /// per-route byte counts are the prometheus plugin's).
-    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, _head: u64, sent: u64) {
+    fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, sent: u64) {
+        gateway.metrics.request_finished();
+        let Some(f) = self.facts else { return };
         let end = Instant::now();
         let mut trace = trace.unwrap_or_default();
         trace.close_tries(end);
         let total = end.saturating_duration_since(self.start);
-        gateway.metrics.request_finished();
-        let Some(f) = self.facts else { return };
         gateway.access_log.send(AccessRecord {
             remote_addr: f.remote_addr,
             authorization: f.authorization,
@@ -217,9 +232,8 @@ pub(crate) struct ObservedBody {
 struct Ended {
     gateway: Arc<Gateway>,
     pending: Pending,
-    trace: Option<Trace>,
+    trace: Option<Box<Trace>>,
     status: u16,
-    head_bytes: u64,
     sent: u64,
 }
 
@@ -231,10 +245,9 @@ impl ObservedBody {
                 pending,
                 trace,
                 status,
-                head_bytes,
                 sent,
             } = e;
-            pending.finish(&gateway, trace, status, head_bytes, sent);
+            pending.finish(&gateway, trace.map(|t| *t), status, sent);
         }
     }
 }

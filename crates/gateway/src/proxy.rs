@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 use portico_expr::Vars as _;
 use portico_snapshot::runtime::{Ctx, Flow, Mirror, Reply, UpstreamPick};
 use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot, Upstream};
@@ -15,7 +14,7 @@ use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot, Upstream
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 
-use crate::body::GatewayBody;
+use crate::body::{GatewayBody, Inbound};
 use crate::error::ProxyError;
 use crate::filtered::FilteredBody;
 use crate::forward::{self, Client};
@@ -37,7 +36,7 @@ pub struct ConnInfo {
 
 impl Gateway {
     /// Answers one client request.
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<GatewayBody> {
+    pub async fn handle(&self, req: Request<Inbound>, conn: &ConnInfo) -> Response<GatewayBody> {
         let snapshot = self.snapshot();
         let version = req.version();
         let mut resp = match self.route_and_proxy(&snapshot, req, conn).await {
@@ -58,7 +57,7 @@ impl Gateway {
     async fn route_and_proxy(
         &self,
         snapshot: &Snapshot,
-        req: Request<Incoming>,
+        req: Request<Inbound>,
         conn: &ConnInfo,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let (mut parts, body) = req.into_parts();
@@ -165,7 +164,7 @@ impl Gateway {
         entry: &Arc<RouteEntry>,
         ctx: &mut Ctx,
         mut parts: http::request::Parts,
-        body: Incoming,
+        body: Inbound,
         host_header: Option<String>,
         hash_key: Option<String>,
         conn: &ConnInfo,
@@ -360,7 +359,7 @@ impl Gateway {
         };
         let websocket = entry.route.enable_websocket && is_websocket(&headers);
         let client_upgrade = if websocket {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+            crate::websocket::ClientUpgrade::take(&mut parts.extensions)
         } else {
             None
         };
@@ -613,7 +612,7 @@ pub const PLUGIN_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 
 /// A client's request body as the upstream gets it: streamed, or read whole by the plugins.
 pub(crate) enum ClientBody {
-    Stream(Incoming),
+    Stream(Inbound),
     Buffered(Bytes),
 }
 

@@ -1,26 +1,29 @@
-//! Accepting clients: plain HTTP (HTTP/1.1 and h2c) and TLS (certificate by SNI, HTTP/2 by ALPN).
-//! Every connection is read through [`ClientIo`], which judges request heads before hyper
-//! parses them (`crate::head`).
+//! Accepting clients: plain HTTP (HTTP/1.x and h2c) and TLS (certificate by SNI, HTTP/2 by ALPN).
+//!
+//! HTTP/1.x connections are served by the gateway's own server connection
+//! ([`crate::h1::server`]); HTTP/2 — a plain connection that starts with the HTTP/2 preface, or
+//! a TLS connection that agreed on `h2` — by hyper's HTTP/2 server.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::body::GatewayBody;
+use crate::body::{GatewayBody, Inbound};
 use crate::error::{self, ProxyError};
-use crate::guard::{ClientIo, Verdicts};
-use crate::head::HeadLimits;
+use crate::h1::server::{Drain, Io, Rewind, Watch};
+use crate::head::H2_PREFACE;
 use crate::observe;
 use crate::proxy::ConnInfo;
 use crate::Gateway;
@@ -28,16 +31,33 @@ use crate::Gateway;
 /// How long open connections may take to finish once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves clients on `listener` (TLS when `tls`) until `shutdown` resolves, then drains.
+/// Room for the first read of a plain connection (usually its whole first head).
+const FIRST_READ: usize = 8 * 1024;
+
+/// What the connections of one listener share.
+struct Shared {
+    gateway: Arc<Gateway>,
+    h2: http2::Builder<TokioExecutor>,
+    /// hyper's HTTP/2 connections, drained on shutdown.
+    graceful: GracefulShutdown,
+    local_port: u16,
+}
+
+/// Serves clients on `listener` (TLS when `tls`) until `shutdown` resolves, then drains: idle
+/// connections close at once, busy ones after their current request, within [`DRAIN`].
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     tls: bool,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = Arc::new(builder(&gateway));
-    let graceful = Arc::new(GracefulShutdown::new());
-    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let shared = Arc::new(Shared {
+        h2: h2_builder(&gateway),
+        gateway,
+        graceful: GracefulShutdown::new(),
+        local_port: listener.local_addr().map(|a| a.port()).unwrap_or_default(),
+    });
+    let draining = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -51,14 +71,15 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (gateway, builder, graceful) = (gateway.clone(), builder.clone(), graceful.clone());
+                let shared = shared.clone();
+                let stop = draining.register();
                 tokio::spawn(async move {
-                    let _open = OpenConnection::new(gateway.clone());
+                    let _open = OpenConnection::new(shared.gateway.clone());
+                    let since = Instant::now();
                     if tls {
-                        serve_tls(gateway, &builder, &graceful, stream, remote, local_port).await;
+                        serve_tls(&shared, stream, remote, since, stop).await;
                     } else {
-                        let info = ConnInfo { remote, local_port, scheme: "http", tls: None };
-                        serve_conn(gateway, &builder, &graceful, stream, info).await;
+                        serve_plain(&shared, stream, remote, since, stop).await;
                     }
                 });
             }
@@ -66,12 +87,15 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if let Ok(graceful) = Arc::try_unwrap(graceful) {
-        let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
-    } else {
-        // Connections still being set up hold a reference; give them the drain time too.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let own = draining.drain(DRAIN);
+    let hyper = async {
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => shared.graceful.shutdown().await,
+            // Connections still being set up hold a reference; give them the drain time too.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN, async { tokio::join!(own, hyper) }).await;
 }
 
 /// A client connection counted as open (`apisix_nginx_http_current_connections`) while it lives.
@@ -90,38 +114,63 @@ impl Drop for OpenConnection {
     }
 }
 
-fn builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
+fn h2_builder(gateway: &Gateway) -> http2::Builder<TokioExecutor> {
     let limits = gateway.limits();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Heads are judged against the limits by `ClientIo` before hyper parses them; hyper's own
-    // limits only need to let every accepted head through. hyper's header timer starts when a
-    // connection waits for its next request, so it is the keep-alive timeout. A client that
-    // shuts its sending side after a request still gets the answer (as from nginx); so does
-    // one whose head was refused, after which `ClientIo` reads nothing more.
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        .half_close(true)
-        .header_read_timeout(limits.keepalive_timeout)
-        .max_buf_size(limits.max_header_bytes.saturating_add(8192).max(8192))
-        .max_headers(limits.max_headers.max(4))
-        .keep_alive(true);
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder
 }
 
+/// A plain connection: HTTP/2 when it starts with the preface (h2c prior knowledge), else
+/// HTTP/1.x. What was read to tell goes to whichever serves it. A client that sends neither a
+/// head nor the preface within `header_timeout` is disconnected.
+async fn serve_plain(
+    shared: &Shared,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    since: Instant,
+    stop: Arc<Watch>,
+) {
+    let info = ConnInfo {
+        remote,
+        local_port: shared.local_port,
+        scheme: "http",
+        tls: None,
+    };
+    let deadline = tokio::time::Instant::from_std(since + shared.gateway.limits().header_timeout);
+    let mut read = BytesMut::with_capacity(FIRST_READ);
+    let h2 = loop {
+        let n = read.len().min(H2_PREFACE.len());
+        if read[..n] != H2_PREFACE[..n] {
+            break false;
+        }
+        if n == H2_PREFACE.len() {
+            break true;
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut read)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    };
+    if h2 {
+        serve_h2(shared, Rewind::new(read.freeze(), Io::Tcp(stream)), info).await;
+    } else {
+        let gateway = shared.gateway.clone();
+        crate::h1::server::serve(gateway, Io::Tcp(stream), read, info, since, stop).await;
+    }
+}
+
 async fn serve_tls(
-    gateway: Arc<Gateway>,
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    shared: &Shared,
     stream: TcpStream,
     remote: SocketAddr,
-    local_port: u16,
+    since: Instant,
+    stop: Arc<Watch>,
 ) {
+    let gateway = &shared.gateway;
     let handshake = async {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
         let sni = start.client_hello().server_name().map(str::to_string);
@@ -145,50 +194,42 @@ async fn serve_tls(
     };
     match tokio::time::timeout(gateway.limits().header_timeout, handshake).await {
         Ok(Ok((tls, cert, verified))) => {
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let info = ConnInfo {
                 remote,
-                local_port,
+                local_port: shared.local_port,
                 scheme: "https",
                 tls: Some((cert, verified)),
             };
-            serve_conn(gateway, builder, graceful, tls, info).await;
+            let io = Io::Tls(Box::new(tls));
+            if h2 {
+                serve_h2(shared, Rewind::new(Bytes::new(), io), info).await;
+            } else {
+                let gateway = gateway.clone();
+                crate::h1::server::serve(gateway, io, BytesMut::new(), info, since, stop).await;
+            }
         }
         Ok(Err(e)) => tracing::debug!("TLS handshake with {remote} failed: {e}"),
         Err(_) => tracing::debug!("TLS handshake with {remote} timed out"),
     }
 }
 
-async fn serve_conn<I>(
-    gateway: Arc<Gateway>,
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    io: I,
-    info: ConnInfo,
-) where
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let limits = gateway.limits();
-    let head_limits = HeadLimits {
-        max_head: limits.max_header_bytes,
-        max_headers: limits.max_headers,
-    };
-    let verdicts = Arc::new(Verdicts::default());
-    let io = ClientIo::new(io, head_limits, limits.header_timeout, verdicts.clone());
+/// An HTTP/2 connection, served by hyper.
+async fn serve_h2(shared: &Shared, io: Rewind, info: ConnInfo) {
     let info = Arc::new(info);
+    let gateway = shared.gateway.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let (gateway, info) = (gateway.clone(), info.clone());
-        let refused = verdicts.next_request();
-        // The request's future is large (every await point of the proxy keeps its room);
-        // written straight into its own allocation it is never copied, where hyper would copy
-        // it into its slot whole.
+        // Written straight into its own allocation, the large request future is never copied
+        // (hyper would copy it into its slot whole).
         let slot = Box::new_uninit();
         Box::into_pin(Box::write(slot, async move {
-            let resp = observe::serve(gateway, req, &info, refused).await;
+            let resp = observe::serve(gateway, req.map(Inbound::Hyper), &info, None).await;
             Ok::<_, std::convert::Infallible>(resp)
         }))
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = graceful.watch(conn.into_owned()).await {
+    let conn = shared.h2.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = shared.graceful.watch(conn).await {
         tracing::debug!("client connection: {e}");
     }
 }
@@ -196,14 +237,15 @@ async fn serve_conn<I>(
 /// The response to one request: a refusal, or the proxy's answer.
 pub(crate) async fn answer(
     gateway: &Gateway,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     info: &ConnInfo,
     refused: Option<StatusCode>,
 ) -> Response<GatewayBody> {
     let mut resp = match refused {
         Some(status) => refusal(status),
         None => match check_request(gateway, &req) {
-            Ok(()) => gateway.handle(req, info).await,
+            // The proxy's answers carry the `Server` header already.
+            Ok(()) => return gateway.handle(req, info).await,
             Err(e) => e.to_response(),
         },
     };
@@ -212,8 +254,8 @@ pub(crate) async fn answer(
     resp
 }
 
-/// The answer to a head refused before parsing; the connection closes after it.
-fn refusal(status: StatusCode) -> Response<GatewayBody> {
+/// The answer to a refused request head; the connection closes after it.
+pub(crate) fn refusal(status: StatusCode) -> Response<GatewayBody> {
     let mut resp = error::error_page(status);
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -223,7 +265,7 @@ fn refusal(status: StatusCode) -> Response<GatewayBody> {
 /// Refusals that need no route: a declared body over `max_body_bytes` (413, before any of it is
 /// read; a chunked body that grows past the limit is cut off while it streams, see
 /// [`crate::body::RequestBody`]).
-fn check_request(gateway: &Gateway, req: &Request<Incoming>) -> Result<(), ProxyError> {
+fn check_request(gateway: &Gateway, req: &Request<Inbound>) -> Result<(), ProxyError> {
     if let Some(max) = gateway.limits().max_body_bytes {
         let declared = req
             .headers()

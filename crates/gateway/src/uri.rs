@@ -11,12 +11,12 @@ pub fn normalize(path: &str) -> Option<Cow<'_, str>> {
     if !bytes.starts_with(b"/") {
         return None;
     }
+    // One pass: no escapes, and no segment that is empty or starts with a dot (such a
+    // segment may still be plain, e.g. `/.well-known`; the full walk below keeps it).
     let plain = !bytes.contains(&b'%')
-        && !path.contains("//")
-        && !path.contains("/./")
-        && !path.contains("/../")
-        && !path.ends_with("/.")
-        && !path.ends_with("/..");
+        && !bytes
+            .windows(2)
+            .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'));
     if plain {
         return Some(Cow::Borrowed(path));
     }

@@ -16,6 +16,7 @@ mod body;
 pub(crate) mod decode;
 pub(crate) mod encode;
 mod exchange;
+pub(crate) mod server;
 mod stream;
 
 use std::future::Future;

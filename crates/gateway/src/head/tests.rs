@@ -1,44 +1,47 @@
-//! The scanner alone: verdicts on heads, and body framing followed to the next head.
+//! The judging of complete heads (their parsing is [`crate::h1::server`]'s, tested there).
 
 use super::*;
 
-fn scanner() -> Scanner {
-    Scanner::new(HeadLimits {
-        max_head: 256,
-        max_headers: 8,
-    })
+fn judge_text(head: &str) -> Result<Verdict, StatusCode> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head.as_bytes()) {
+        Ok(httparse::Status::Complete(_)) => judge(&req),
+        other => panic!("{head:?} does not parse: {other:?}"),
+    }
 }
 
-fn judge(head: &str) -> HeadStep {
-    scanner().head(head.as_bytes())
-}
-
-#[test]
-fn accepts_ordinary_heads_whole() {
-    let head = "GET /a?b=c HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n";
-    assert_eq!(judge(head), HeadStep::Released(head.len()));
-    let lf_only = "GET / HTTP/1.1\nHost: h\n\n";
-    assert_eq!(judge(lf_only), HeadStep::Released(lf_only.len()));
-    assert_eq!(judge("GET / HTTP/1.0\r\n\r\n"), HeadStep::Released(18));
-    let absolute = "GET http://h/x HTTP/1.1\r\n\r\n";
-    assert_eq!(judge(absolute), HeadStep::Released(absolute.len()));
+fn body(head: &str) -> BodyFraming {
+    judge_text(head).expect("accepted").body
 }
 
 #[test]
-fn waits_for_the_end_of_the_head() {
-    let mut s = scanner();
-    assert_eq!(s.head(b"GET / HTTP/1.1\r\nHo"), HeadStep::NeedMore);
-    assert_eq!(s.head(b"GET / HTTP/1.1\r\nHost: h\r\n"), HeadStep::NeedMore);
+fn accepts_ordinary_heads() {
     assert_eq!(
-        s.head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
-        HeadStep::Released(27)
+        body("GET /a?b=c HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"),
+        BodyFraming::Empty
     );
-    assert_eq!(s.state(), State::Head);
+    assert_eq!(body("GET / HTTP/1.1\nHost: h\n\n"), BodyFraming::Empty);
+    assert_eq!(body("GET / HTTP/1.0\r\n\r\n"), BodyFraming::Empty);
+    // An absolute-form target names the host itself.
+    assert_eq!(body("GET http://h/x HTTP/1.1\r\n\r\n"), BodyFraming::Empty);
+    assert_eq!(
+        body("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n"),
+        BodyFraming::Length(5)
+    );
+    assert_eq!(
+        body("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
+        BodyFraming::Empty
+    );
+    assert_eq!(
+        body("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+        BodyFraming::Chunked
+    );
 }
 
 #[test]
 fn refuses_ambiguous_framing() {
-    let bad = HeadStep::Reject(StatusCode::BAD_REQUEST);
+    let bad = Err(StatusCode::BAD_REQUEST);
     for framing in [
         "Content-Length: 3\r\nTransfer-Encoding: chunked",
         "Transfer-Encoding: chunked\r\nContent-Length: 3",
@@ -50,114 +53,68 @@ fn refuses_ambiguous_framing() {
         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
     ] {
         assert_eq!(
-            judge(&format!("POST / HTTP/1.1\r\nHost: h\r\n{framing}\r\n\r\n")),
+            judge_text(&format!("POST / HTTP/1.1\r\nHost: h\r\n{framing}\r\n\r\n")),
             bad,
             "{framing}"
         );
     }
     assert_eq!(
-        judge("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        judge_text("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
         bad
     );
     assert_eq!(
-        judge("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-        HeadStep::Reject(StatusCode::NOT_IMPLEMENTED)
+        judge_text("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        Err(StatusCode::NOT_IMPLEMENTED)
     );
 }
 
 #[test]
 fn refuses_what_nginx_refuses() {
-    let bad = HeadStep::Reject(StatusCode::BAD_REQUEST);
+    let bad = Err(StatusCode::BAD_REQUEST);
     assert_eq!(
-        judge("GET / HTTP/1.1\r\n\r\n"),
+        judge_text("GET / HTTP/1.1\r\n\r\n"),
         bad,
         "HTTP/1.1 without Host"
     );
-    assert_eq!(judge("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), bad);
     assert_eq!(
-        judge("GET / HTTP/1.1\r\nHost: a\r\nBad Name: b\r\n\r\n"),
+        judge_text("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
         bad
     );
-    assert_eq!(judge("NOT HTTP\r\n\r\n"), bad);
-    let not_allowed = HeadStep::Reject(StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(judge("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"), not_allowed);
+    let not_allowed = Err(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
-        judge("CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        judge_text("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        not_allowed
+    );
+    assert_eq!(
+        judge_text("CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n"),
         not_allowed
     );
 }
 
 #[test]
 fn over_long_request_lines_are_414_and_big_heads_431() {
-    let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(300));
+    assert_eq!(too_large(None, 256), StatusCode::URI_TOO_LONG);
+    assert_eq!(too_large(Some(300), 256), StatusCode::URI_TOO_LONG);
     assert_eq!(
-        judge(&long_line),
-        HeadStep::Reject(StatusCode::URI_TOO_LONG)
-    );
-    // Still no line break at all, past the limit.
-    assert_eq!(
-        judge(&"a".repeat(300)),
-        HeadStep::Reject(StatusCode::URI_TOO_LONG)
-    );
-    let big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n", "b".repeat(300));
-    let too_large = HeadStep::Reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    assert_eq!(judge(&big), too_large);
-    let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
-    assert_eq!(
-        judge(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
-        too_large
+        too_large(Some(20), 256),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
 }
 
 #[test]
-fn follows_a_sized_body_to_the_next_head() {
-    let mut s = scanner();
-    let head = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
-    assert_eq!(s.head(head.as_bytes()), HeadStep::Released(head.len()));
-    assert_eq!(s.state(), State::Length(5));
-    assert_eq!(s.pass(b"abc"), 3);
-    assert_eq!(s.pass(b"deGET"), 2);
-    assert_eq!(s.state(), State::Head);
-}
-
-#[test]
-fn follows_chunked_framing_with_extensions_and_trailers() {
-    let mut s = scanner();
-    s.head(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let body = b"3;x=y\r\nabc\r\nA \r\n0123456789\r\n0\r\nT: 1\r\n\r\n";
-    // Byte by byte, the end is found at the same place.
-    for b in &body[..body.len() - 1] {
-        assert_eq!(s.pass(&[*b]), 1);
-        assert!(matches!(s.state(), State::Chunked(_)), "{:?}", s.state());
-    }
-    assert_eq!(s.pass(b"\nG"), 1);
-    assert_eq!(s.state(), State::Head);
-}
-
-#[test]
-fn leaves_broken_chunk_syntax_to_hyper() {
-    let mut s = scanner();
-    s.head(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-    assert_eq!(s.pass(b"zz\r\n"), 4);
-    assert_eq!(s.state(), State::Passthrough);
-}
-
-#[test]
-fn lets_http2_through_and_decides_upgrades_by_the_answer() {
-    let mut s = scanner();
-    assert_eq!(s.head(&H2_PREFACE[..10]), HeadStep::NeedMore);
-    assert_eq!(s.head(H2_PREFACE), HeadStep::Released(0));
-    assert_eq!(s.state(), State::Passthrough);
-
-    let upgrade = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
-    let mut s = scanner();
-    s.head(upgrade);
-    assert_eq!(s.state(), State::AwaitUpgrade);
-    assert!(!s.response_started(b"100"));
-    assert!(s.response_started(b"101"));
-    assert_eq!(s.state(), State::Passthrough);
-    let mut s = scanner();
-    s.head(upgrade);
-    assert!(s.response_started(b"200"));
-    assert_eq!(s.state(), State::Head);
+fn keep_alive_upgrade_and_expect_are_noted() {
+    let v = judge_text("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert!(v.keep_alive && !v.upgrade && !v.expect_continue);
+    let v = judge_text("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+    assert!(!v.keep_alive);
+    let v = judge_text("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    assert!(v.keep_alive);
+    let v = judge_text("GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n").unwrap();
+    assert!(!v.keep_alive && !v.upgrade, "no upgrade on HTTP/1.0");
+    let v = judge_text("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").unwrap();
+    assert!(v.upgrade);
+    let expect = "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    assert!(judge_text(expect).unwrap().expect_continue);
+    let bodiless = "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n";
+    assert!(!judge_text(bodiless).unwrap().expect_continue);
 }

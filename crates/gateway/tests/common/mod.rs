@@ -170,6 +170,13 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Begins the graceful shutdown of the listeners (as dropping the harness does).
+    pub fn shut_down(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         self.stop.send_replace(true);
