@@ -155,6 +155,64 @@ async fn flush_returns_once_everything_queued_is_written() {
     assert_eq!(log.dropped(), 0);
 }
 
+/// A writer that holds its first write until the test opens it.
+#[derive(Clone, Default)]
+struct Gated {
+    out: Shared,
+    /// (a write is waiting, the gate is open)
+    state: std::sync::Arc<(std::sync::Mutex<(bool, bool)>, std::sync::Condvar)>,
+}
+
+impl Gated {
+    fn wait_for_a_write(&self) {
+        let (lock, cvar) = &*self.state;
+        let _held = cvar.wait_while(lock.lock().unwrap(), |s| !s.0).unwrap();
+    }
+
+    fn open(&self) {
+        let (lock, cvar) = &*self.state;
+        lock.lock().unwrap().1 = true;
+        cvar.notify_all();
+    }
+}
+
+impl std::io::Write for Gated {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (lock, cvar) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        state.0 = true;
+        cvar.notify_all();
+        drop(cvar.wait_while(state, |s| !s.1).unwrap());
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn flush_waits_for_room_in_a_full_channel() {
+    let gated = Gated::default();
+    let destination = crate::access_log::Destination::Writer(Box::new(gated.clone()));
+    let mut config = crate::access_log::AccessLogConfig::new(destination, Format::Default);
+    config.capacity = 1;
+    let log = crate::access_log::AccessLog::start(config).unwrap();
+    log.send(record());
+    // The writer holds the first record in a write; the second fills the channel.
+    gated.wait_for_a_write();
+    log.send(record());
+    assert_eq!(log.dropped(), 0);
+    let flushed = tokio::spawn({
+        let log = log.clone();
+        async move { log.flush().await }
+    });
+    gated.open();
+    flushed.await.unwrap();
+    let text = String::from_utf8(gated.out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+}
+
 /// The writer's CPU time to format one record.
 /// `cargo test -p portico-gateway --release --lib format::tests::cost -- --ignored --nocapture`
 #[test]

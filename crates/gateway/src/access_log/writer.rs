@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use std::sync::mpsc::{self, TryRecvError};
 
 use super::format::Formatter;
 use super::{Format, Msg, Shared};
@@ -148,12 +148,12 @@ impl Writer {
                         std::thread::sleep(POLL);
                         continue;
                     }
-                    match self.rx.blocking_recv() {
-                        Some(msg) => {
+                    match self.rx.recv() {
+                        Ok(msg) => {
                             idle = 0;
                             self.take(msg);
                         }
-                        None => break,
+                        Err(mpsc::RecvError) => break,
                     }
                 }
                 Err(TryRecvError::Disconnected) => break,
