@@ -15,11 +15,11 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, Uri, Version};
-use tokio::sync::mpsc;
 
 use crate::trace::Try;
 
@@ -94,8 +94,8 @@ pub(crate) struct AccessRecord {
     pub request_id: Option<HeaderValue>,
 }
 
-/// What the writer receives. Records travel unboxed: the channel's slots are allocated in
-/// blocks, so sending costs no allocation per request.
+/// What the writer receives. Records travel unboxed, written into the channel's slots (one
+/// array, allocated once), so sending costs no allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Record(AccessRecord),
@@ -108,7 +108,7 @@ enum Msg {
 /// finish what is queued and stop.
 #[derive(Clone, Default)]
 pub struct AccessLog {
-    tx: Option<mpsc::Sender<Msg>>,
+    tx: Option<mpsc::SyncSender<Msg>>,
     shared: Arc<Shared>,
 }
 
@@ -133,7 +133,7 @@ impl AccessLog {
             Destination::Writer(w) => writer::Sink::Custom(w),
             Destination::File(path) => writer::Sink::file(path)?,
         };
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel(config.capacity.max(1));
         let shared = Arc::new(Shared::default());
         let writer = writer::Writer::new(sink, config.format, rx, shared.clone());
         std::thread::Builder::new()
@@ -178,7 +178,18 @@ impl AccessLog {
     pub async fn flush(&self) {
         let Some(tx) = &self.tx else { return };
         let (done, written) = tokio::sync::oneshot::channel();
-        if tx.send(Msg::Flush(done)).await.is_ok() {
+        let queued = match tx.try_send(Msg::Flush(done)) {
+            Ok(()) => true,
+            // The writer is behind: wait for room on a thread that may block.
+            Err(TrySendError::Full(msg)) => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+                    .await
+                    .unwrap_or(false)
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        };
+        if queued {
             let _ = written.await;
         }
     }

@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use std::sync::mpsc::{self, TryRecvError};
 
-use super::format::{self, RequestIds};
+use super::format::Formatter;
 use super::{Format, Msg, Shared};
 
 /// Bytes buffered before a write even while records keep coming.
@@ -108,11 +108,10 @@ fn same_file(_: &FileSink) -> bool {
 /// The writer thread's state.
 pub(super) struct Writer {
     sink: Sink,
-    format: Format,
+    formatter: Formatter,
     rx: mpsc::Receiver<Msg>,
     shared: Arc<Shared>,
     buf: Vec<u8>,
-    ids: RequestIds,
     reported_drops: u64,
     last_report: Option<Instant>,
 }
@@ -121,11 +120,10 @@ impl Writer {
     pub fn new(sink: Sink, format: Format, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) -> Writer {
         Writer {
             sink,
-            format,
+            formatter: Formatter::new(format),
             rx,
             shared,
             buf: Vec::with_capacity(FLUSH_AT + 4096),
-            ids: RequestIds::new(),
             reported_drops: 0,
             last_report: None,
         }
@@ -150,12 +148,12 @@ impl Writer {
                         std::thread::sleep(POLL);
                         continue;
                     }
-                    match self.rx.blocking_recv() {
-                        Some(msg) => {
+                    match self.rx.recv() {
+                        Ok(msg) => {
                             idle = 0;
                             self.take(msg);
                         }
-                        None => break,
+                        Err(mpsc::RecvError) => break,
                     }
                 }
                 Err(TryRecvError::Disconnected) => break,
@@ -165,10 +163,13 @@ impl Writer {
     }
 
     fn take(&mut self, msg: Msg) {
+        // Formatted where it lies: a record is large, and moving it out would copy it.
+        if let Msg::Record(record) = &msg {
+            self.formatter.write(&mut self.buf, record);
+            return;
+        }
         match msg {
-            Msg::Record(record) => {
-                format::write(&mut self.buf, &record, self.format, &mut self.ids);
-            }
+            Msg::Record(_) => {}
             // The reopen flag is read at the next flush, which follows at once.
             Msg::Reopen => {}
             Msg::Flush(done) => {
