@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::radix::{RadixTree, TooLarge};
-use crate::table::{UriTable, UriTableBuilder};
+use crate::table::{FastMap, UriTable, UriTableBuilder};
 
 /// The URI table of one route host.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub(crate) struct HostEntry {
 /// An immutable host router.
 #[derive(Debug, Clone)]
 pub(crate) struct HostTable {
-    exact: HashMap<Box<str>, HostEntry>,
+    exact: FastMap<Box<str>, HostEntry>,
     /// Keyed by the reversed suffix; several hosts share a key only if they differ before their
     /// last `*` (`a*.foo.com`, `*.foo.com`), longer host first, as lua-resty-radixtree sorts them.
     wildcard: RadixTree<Box<[HostEntry]>>,
@@ -36,9 +36,12 @@ impl HostTable {
         } else {
             self.exact.get(host)
         };
+        // Most tables have no wildcard host: skip the walk down the reversed host.
+        let wildcard =
+            (!self.wildcard.is_empty()).then(|| self.wildcard.prefixes(host.bytes().rev()));
         exact
             .into_iter()
-            .chain(self.wildcard.prefixes(host.bytes().rev()).flatten())
+            .chain(wildcard.into_iter().flatten().flatten())
     }
 
     /// True when no route has a host.
@@ -68,7 +71,7 @@ impl HostTableBuilder {
 
     /// Freezes every table.
     pub(crate) fn build(self) -> Result<HostTable, TooLarge> {
-        let mut exact = HashMap::new();
+        let mut exact = FastMap::default();
         let mut wildcard: HashMap<Box<[u8]>, Vec<(usize, HostEntry)>> = HashMap::new();
         for (pattern, (seen, builder)) in self.hosts {
             let entry = HostEntry {

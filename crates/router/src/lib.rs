@@ -187,12 +187,7 @@ impl<T> Router<T> {
                     add(hosts.table(host));
                 }
             }
-            routes.push(Route {
-                id: spec.id,
-                methods,
-                remote_addrs,
-                vars: spec.vars,
-            });
+            routes.push(Route::new(spec.id, methods, remote_addrs, spec.vars));
         }
         Ok(Router {
             routes: routes.into_boxed_slice(),

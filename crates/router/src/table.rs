@@ -15,10 +15,15 @@ pub(crate) struct Slot {
     pub(crate) checked: bool,
 }
 
+/// The hash map of the lookups on the request path: foldhash hashes a path several times faster
+/// than std's SipHash, and its per-process random seed keeps collisions out of a client's reach
+/// (clients only look keys up; the keys come from the configuration).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// An immutable URI router.
 #[derive(Debug, Clone)]
 pub(crate) struct UriTable {
-    exact: HashMap<Box<str>, Box<[Slot]>>,
+    exact: FastMap<Box<str>, Box<[Slot]>>,
     prefix: RadixTree<Box<[Slot]>>,
 }
 

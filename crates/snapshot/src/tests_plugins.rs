@@ -145,6 +145,28 @@ fn a_template_edit_recompiles_its_chain_and_only_it() {
 }
 
 #[test]
+fn routes_without_a_template_share_one_empty_chain() {
+    let mut w = World::new();
+    w.route("a", None).route("b", None).compile();
+    fn chain(w: &World, path: &str) -> Arc<portico_plugins::Chain> {
+        let chain = w.entry(path).plugins.route.clone();
+        chain.expect("no template: the empty chain")
+    }
+    let (a, b) = (chain(&w, "/a"), chain(&w, "/b"));
+    assert!(a.is_empty(), "no plugins: {:?}", a.names());
+    assert!(Arc::ptr_eq(&a, &b), "one empty chain for every route");
+    // It stays shared across compiles, and a route given a template stops using it.
+    w.put(
+        "ws/default/plugin_configs/t",
+        json!({"plugins": {"ip-restriction": {"whitelist": ["127.0.0.1"]}}}),
+    )
+    .route("b", Some("t"))
+    .compile();
+    assert!(Arc::ptr_eq(&chain(&w, "/a"), &a));
+    assert_eq!(w.names("/b"), ["ip-restriction"]);
+}
+
+#[test]
 fn a_missing_or_broken_template_answers_503() {
     let mut w = World::new();
     w.route("a", Some("nope"))
@@ -313,7 +335,13 @@ fn plugin_metadata_changes_recompile() {
             .expect("request");
         let mut ctx = Ctx::from_request(&req, "127.0.0.1:9".parse().expect("addr"));
         block_on(entry.plugins.access_phase(&mut ctx));
-        let mut names: Vec<String> = ctx.response_headers.keys().map(|k| k.to_string()).collect();
+        // The quota headers are written into the response head by the header filter.
+        let mut status = http::StatusCode::OK;
+        let mut head = http::HeaderMap::new();
+        entry
+            .plugins
+            .header_filter_phase(&mut ctx, &mut status, &mut head);
+        let mut names: Vec<String> = head.keys().map(|k| k.to_string()).collect();
         names.sort();
         names
     };
