@@ -13,7 +13,9 @@
 #   BENCH_SCENARIOS      which of a b c d e f g, run in that order ("a f g d b c"; e = churn at the
 #                        big table; f = limit-count + prometheus, g = key-auth + limit-count +
 #                        prometheus on the one route, both against bare nginx of the same run)
-#   BENCH_ROUTES_B/C     table sizes of (b) and (c)              (10000 / 100000)
+#   BENCH_ROUTES_B/C     table sizes of (b) and (c)              (10000 / 100000); their rounds
+#                        also measure a second Portico that has the one route only, so that
+#                        "N routes ÷ one route" compares runs of the same rounds
 #   BENCH_CHURN_RATE     route changes per second in (d)/(e)     (10)
 #   BENCH_LOAD_CONNS     parallel Admin API connections to load routes (4)
 #   BENCH_LOAD_SEQ       how many of the first PUTs go one at a time, to time that (1000)
@@ -234,6 +236,40 @@ start_portico() { # start_portico ROLE (up, or cp: the control plane alone) on t
 }
 start_portico up
 
+# A second Portico with the one route only, measured in the same rounds as the route tables
+# (b, c): "N routes ÷ one route" then compares runs seconds apart, not minutes (the machine's
+# speed drifts over a run; nginx's own ratio shows it). Idle while the others are measured.
+ONE_PID=
+ONE_PORT=
+start_portico_one() {
+  [[ -n $ONE_PID ]] && return 0
+  local admin_port admin
+  ONE_PORT=$(freeport)
+  admin_port=$(freeport)
+  mkdir -p "$TMP/portico-one"
+  echo "{}" >"$TMP/portico-one/none.yaml"
+  (
+    cd "$TMP/portico-one"
+    export PORTICO_DATA="$TMP/portico-one/data" PORTICO_ADMIN_KEY="$ADMIN_KEY" \
+      PORTICO_ADMIN_ADDR="127.0.0.1:$admin_port" PORTICO_PROXY_ADDR="127.0.0.1:$ONE_PORT" \
+      PORTICO_PROXY_TLS_ADDR=127.0.0.1:0 PORTICO_METRICS_ADDR=127.0.0.1:0 \
+      PORTICO_PORTAL_ADDR=127.0.0.1:0 PORTICO_STATUS_ADDR=127.0.0.1:0 PORTICO_WORKERS=1 \
+      PORTICO_LOG=warn PORTICO_ACCESS_LOG="$ACCESS_LOG" PORTICO_CONFIG="$TMP/portico-one/none.yaml"
+    exec taskset -c "$PROXY_CPU" "$PORTICO_BIN" up
+  ) >"$TMP/portico-one.out" 2>>"$TMP/portico-one.err" &
+  ONE_PID=$!
+  PIDS+=("$ONE_PID")
+  for _ in $(seq 600); do grep -qx ready "$TMP/portico-one.out" 2>/dev/null && break; [[ -d /proc/$ONE_PID ]] || break; sleep 0.1; done
+  grep -qx ready "$TMP/portico-one.out" || { tail -20 "$TMP/portico-one.err" >&2; die "the one-route portico did not start"; }
+  admin=$(sed -n 's/^admin API: //p' "$TMP/portico-one.out")
+  curl -fsS -o /dev/null -X PUT "$admin/upstreams/1" -H "X-API-KEY: $ADMIN_KEY" \
+    -d "{\"nodes\":{\"127.0.0.1:$UP_PORT\":1}}" || die "one-route portico: PUT upstream failed"
+  curl -fsS -o /dev/null -X PUT "$admin/routes/1" -H "X-API-KEY: $ADMIN_KEY" \
+    -d '{"uri":"/hello","upstream_id":"1"}' || die "one-route portico: PUT route failed"
+  "${LIB[@]}" wait-route "http://127.0.0.1:$ONE_PORT/hello" "" 30 >/dev/null || die "one-route portico: /hello"
+  log "one-route portico pid $ONE_PID (core $PROXY_CPU) on 127.0.0.1:$ONE_PORT, measured in the rounds of (b) and (c)"
+}
+
 admin_put() { # admin_put PATH JSON
   curl -fsS -o /dev/null -X PUT "$ADMIN$1" -H "X-API-KEY: $ADMIN_KEY" -H 'Content-Type: application/json' -d "$2" \
     || die "PUT $1 failed"
@@ -324,6 +360,9 @@ run_ab() { # run_ab SCENARIO PATH: rounds of nginx, Portico for each connection 
       measure nginx "$sc" "$c" "$rnd" "http://127.0.0.1:$NGINX_PORT$path" \
         "$(nginx_pids proxy | cut -d' ' -f2)" $(nginx_pids proxy)
       measure portico "$sc" "$c" "$rnd" "http://127.0.0.1:$PORTICO_PORT$path" "$PORTICO_PID" "$PORTICO_PID"
+      if [[ ($sc == b || $sc == c) && -n $ONE_PID ]]; then
+        measure portico-one "$sc" "$c" "$rnd" "http://127.0.0.1:$ONE_PORT/hello" "$ONE_PID" "$ONE_PID"
+      fi
     done
   done
 }
@@ -370,6 +409,7 @@ for sc in $SCENARIOS; do
       ti=$((n / 2 / 10 * 10))
       check_both "/pfx$((ti + 4))/api/x"
       check_both /api/x "h$((ti + 8)).example.com"
+      start_portico_one
       run_ab "$sc" "$path" ;;
     f)
       # APISIX's own benchmark set-up: limit-count with a count never reached, and prometheus.
