@@ -239,11 +239,6 @@ impl Forwarded {
     }
 }
 
-/// Sets the forwarded headers of a request from `client` in `headers` ([`Forwarded`]).
-pub fn set_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
-    Forwarded::new(headers, client).apply(headers);
-}
-
 /// Ready header values for what most requests repeat: the last client addresses and ports seen
 /// on this thread. A value is made once; each use is a reference-count increment.
 #[derive(Default)]
@@ -325,6 +320,11 @@ pub fn host_without_port(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The forwarded headers as a header-map request gets them.
+    fn set_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
+        Forwarded::new(headers, client).apply(headers);
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
