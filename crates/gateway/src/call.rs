@@ -441,7 +441,12 @@ fn respond(
             *resp.status_mut() = head.status;
             *resp.version_mut() = head.version;
             *resp.headers_mut() = headers;
+            // Hop-by-hop headers were left out as the head was read, but for those its
+            // `Connection` header names.
             conn.headers_into(&head, resp.headers_mut());
+            if head.names_hop_headers && head.status != StatusCode::SWITCHING_PROTOCOLS {
+                forward::strip_hop_by_hop(resp.headers_mut(), false);
+            }
             if let Some(reason) = head.reason {
                 if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
                     resp.extensions_mut().insert(reason);
@@ -457,7 +462,10 @@ fn respond(
             (resp, None)
         }
         Answer::Hyper(resp) => {
-            let (parts, incoming) = resp.into_parts();
+            let (mut parts, incoming) = resp.into_parts();
+            if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+                forward::strip_hop_by_hop(&mut parts.headers, false);
+            }
             let (body, held) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
                 // The connection now belongs to the upgraded stream.
                 (GatewayBody::Empty, Some(in_flight))

@@ -24,7 +24,10 @@ pub struct FilteredBody {
     inner: GatewayBody,
     ctx: Box<Ctx>,
     entry: Arc<RouteEntry>,
-    /// `Content-Length` was kept: the body's length does not change.
+    /// A plugin of the request's chains has a `body_filter`; without one the chunks pass as
+    /// they are.
+    filters: bool,
+    /// The body's length does not change (no `body_filter`, or `Content-Length` was kept).
     keeps_length: bool,
     /// Trailers held back while the `eof` chunk goes out first.
     trailers: Option<http::HeaderMap>,
@@ -45,12 +48,14 @@ impl FilteredBody {
         inner: GatewayBody,
         ctx: Box<Ctx>,
         entry: Arc<RouteEntry>,
+        filters: bool,
         keeps_length: bool,
     ) -> Self {
         FilteredBody {
             inner,
             ctx,
             entry,
+            filters,
             keeps_length,
             trailers: None,
             state: State::Streaming,
@@ -58,9 +63,11 @@ impl FilteredBody {
     }
 
     fn filter(&mut self, mut chunk: Bytes, eof: bool) -> Bytes {
-        self.entry
-            .plugins
-            .body_filter_phase(&mut self.ctx, &mut chunk, eof);
+        if self.filters {
+            self.entry
+                .plugins
+                .body_filter_phase(&mut self.ctx, &mut chunk, eof);
+        }
         self.ctx.log.body_bytes_sent += chunk.len() as u64;
         chunk
     }

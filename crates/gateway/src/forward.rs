@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that belong to one connection only (RFC 9110 §7.6.1) plus those nginx does not pass.
-const HOP_BY_HOP: [HeaderName; 7] = [
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -21,6 +21,18 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+
+/// Whether the header named `name` (any case) is one of [`HOP_BY_HOP`].
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    match name.len() {
+        2 => name.eq_ignore_ascii_case(b"te"),
+        7 => name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"trailer"),
+        10 => name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive"),
+        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    }
+}
 
 /// The position of `name` in [`HOP_BY_HOP`].
 fn hop_index(name: &HeaderName) -> Option<usize> {
@@ -424,6 +436,17 @@ mod tests {
         assert!(!h.contains_key("keep-alive"));
         strip_hop_by_hop(&mut h, false);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn hop_by_hop_names_in_any_case() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_str().as_bytes()), "{name}");
+            assert!(is_hop_by_hop(name.as_str().to_ascii_uppercase().as_bytes()));
+        }
+        for name in ["tea", "upgrades", "content-length", "x-connection", ""] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

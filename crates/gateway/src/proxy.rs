@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use portico_expr::Vars as _;
-use portico_snapshot::runtime::{Ctx, Flow, Mirror, Reply, UpstreamPick};
+use portico_snapshot::runtime::{Ctx, Flow, Mirror, Phases, Reply, UpstreamPick};
 use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot, Upstream};
 
 use bytes::Bytes;
@@ -103,91 +103,98 @@ impl Gateway {
             (entry, key)
         };
         // The route's plugins (template and global rules) run before the upstream is chosen.
-        if entry.plugins.is_empty() {
-            return self
-                .proxy_upstream(
-                    &entry,
-                    parts,
-                    ClientBody::Stream(body),
-                    host_header,
-                    hash_key,
-                    remote,
-                    conn,
-                    None,
-                    None,
-                )
-                .await;
-        }
-        // Boxed: the context travels from here into the response body, moved as a pointer.
-        let mut ctx = Box::new(Ctx::routed(
-            parts.method.clone(),
-            parts.uri.clone(),
-            std::mem::take(&mut parts.headers),
-            remote,
-            path.into_owned(),
-            host,
-        ));
-        ctx.server_port = conn.local_port;
-        ctx.scheme = conn.scheme;
-        ctx.version = parts.version;
-        ctx.log.request_length = request_length(&ctx);
-        if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
-            ctx.matched = crate::trace::matched_route();
-        }
-        // The log phase runs even when the client leaves before its answer (nginx's 499).
-        let mut pending = Unanswered {
-            ctx: Some(ctx),
-            entry: entry.clone(),
+        // Their context (boxed: it travels on into the response body, moved as a pointer) runs
+        // the log phase even when the client leaves before its answer (nginx's 499).
+        let mut pending = None;
+        let (parts, body, picked) = if entry.plugins.is_empty() {
+            (parts, ClientBody::Stream(body), None)
+        } else {
+            let mut ctx = Box::new(Ctx::routed(
+                parts.method.clone(),
+                parts.uri.clone(),
+                std::mem::take(&mut parts.headers),
+                remote,
+                path.into_owned(),
+                host,
+            ));
+            ctx.server_port = conn.local_port;
+            ctx.scheme = conn.scheme;
+            ctx.version = parts.version;
+            ctx.log.request_length = request_length(&ctx);
+            if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
+                ctx.matched = crate::trace::matched_route();
+            }
+            let pending = pending.insert(Unanswered {
+                ctx: Some(ctx),
+                entry: entry.clone(),
+            });
+            match self
+                .plugin_request(snapshot, &entry, pending.ctx(), parts, body, &host_header)
+                .await
+            {
+                Ok(go) => go,
+                Err(answer) => return Ok(finish(entry, pending.answered(), answer)),
+            }
         };
-        // Boxed: routes without plugins keep a small request future.
-        let resp = Box::pin(self.plugin_path(
-            snapshot,
-            &entry,
-            pending.ctx(),
-            parts,
-            body,
-            host_header,
-            hash_key,
-            conn,
-        ))
-        .await;
-        let ctx = pending.answered();
+        // One call site for both kinds of route: the upstream call's large future is laid out
+        // once in this one.
+        let started = pending.is_some().then(std::time::Instant::now);
+        let ctx = pending.as_mut().map(Unanswered::ctx);
+        let remote = ctx.as_ref().map_or(remote, |c| c.remote);
+        let result = self
+            .proxy_upstream(
+                &entry,
+                parts,
+                body,
+                host_header,
+                hash_key,
+                remote,
+                conn,
+                ctx,
+                picked,
+            )
+            .await;
+        let Some(mut pending) = pending else {
+            return result;
+        };
+        let mut ctx = pending.answered();
+        let resp = result.unwrap_or_else(|e| {
+            tracing::debug!("{e}");
+            e.to_response()
+        });
+        if let (Some(_), Some(started)) = (ctx.log.upstream_addr, started) {
+            ctx.log.upstream_status = Some(resp.status().as_u16());
+            ctx.log.upstream_latency = Some(started.elapsed());
+        }
         Ok(finish(entry, ctx, resp))
     }
 
-    /// The plugins' request phases and the upstream call of a route with plugins; the response
-    /// to pass through the response phases.
-    #[allow(clippy::too_many_arguments)]
-    async fn plugin_path(
+    /// The plugins' request phases of a route with plugins: the request to send upstream (and
+    /// the upstream a plugin picked), or the answer a plugin gave instead.
+    async fn plugin_request(
         &self,
         snapshot: &Snapshot,
         entry: &Arc<RouteEntry>,
         ctx: &mut Ctx,
         mut parts: http::request::Parts,
         body: Inbound,
-        host_header: Option<String>,
-        hash_key: Option<String>,
-        conn: &ConnInfo,
-    ) -> Response<GatewayBody> {
+        host_header: &Option<String>,
+    ) -> Result<(http::request::Parts, ClientBody, Option<Arc<Upstream>>), Response<GatewayBody>>
+    {
         let mut body = ClientBody::Stream(body);
         if entry.plugins.wants_request_body() {
-            match self.read_body(body).await {
+            // Boxed: only routes that read the body carry its future.
+            match Box::pin(self.read_body(body)).await {
                 Ok(bytes) => {
                     ctx.request_body = Some(bytes.clone());
                     body = ClientBody::Buffered(bytes);
                 }
-                Err(e) => {
-                    let resp = e.to_response();
-                    return resp;
-                }
+                Err(e) => return Err(e.to_response()),
             }
         }
         match entry.plugins.access_phase(ctx).await {
             Flow::Continue => {}
-            Flow::Respond(reply) => {
-                let resp = reply.into_response(GatewayBody::full);
-                return resp;
-            }
+            Flow::Respond(reply) => return Err(reply.into_response(GatewayBody::full)),
             Flow::Wait(_) => unreachable!("access_phase settles every wait"),
         }
         parts.method = ctx.method.clone();
@@ -199,38 +206,13 @@ impl Gateway {
             None => None,
             Some(pick) => match resolve_pick(snapshot, entry, pick) {
                 Ok(up) => Some(up),
-                Err(reply) => {
-                    let resp = reply.into_response(GatewayBody::full);
-                    return resp;
-                }
+                Err(reply) => return Err(reply.into_response(GatewayBody::full)),
             },
         };
         if let Some(mirror) = ctx.mirror.take() {
             self.mirror(entry, mirror, &parts, ctx, &body, host_header.as_deref());
         }
-        let started = std::time::Instant::now();
-        let result = self
-            .proxy_upstream(
-                entry,
-                parts,
-                body,
-                host_header,
-                hash_key,
-                ctx.remote,
-                conn,
-                Some(&mut *ctx),
-                picked,
-            )
-            .await;
-        let resp = result.unwrap_or_else(|e| {
-            tracing::debug!("{e}");
-            e.to_response()
-        });
-        if ctx.log.upstream_addr.is_some() {
-            ctx.log.upstream_status = Some(resp.status().as_u16());
-            ctx.log.upstream_latency = Some(started.elapsed());
-        }
-        resp
+        Ok((parts, body, picked))
     }
 
     /// Sends a copy of the request to a mirror (proxy-mirror) in the background; its answer is
@@ -424,8 +406,6 @@ impl Gateway {
                     })
                 }
             }
-        } else {
-            forward::strip_hop_by_hop(resp.headers_mut(), false);
         }
         Ok(resp)
     }
@@ -587,7 +567,7 @@ impl Unanswered {
             .get_or_insert_with(|| unreachable!("the context is taken once answered"))
     }
 
-    fn answered(mut self) -> Box<Ctx> {
+    fn answered(&mut self) -> Box<Ctx> {
         match self.ctx.take() {
             Some(ctx) => ctx,
             None => unreachable!("the context is taken once"),
@@ -625,12 +605,16 @@ fn finish(
 ) -> Response<GatewayBody> {
     let (mut head, body) = resp.into_parts();
     crate::trace::consumer(ctx.consumer.as_ref());
-    let had_length = head.headers.contains_key(header::CONTENT_LENGTH);
+    // Without a `body_filter` the body passes unchanged and keeps its length whatever the
+    // headers say; with one, only while `Content-Length` survives `header_filter`.
+    let filters = entry.plugins.has(&ctx, Phases::BODY_FILTER);
+    let had_length = filters && head.headers.contains_key(header::CONTENT_LENGTH);
     entry
         .plugins
         .header_filter_phase(&mut ctx, &mut head.status, &mut head.headers);
-    let keeps_length = had_length && head.headers.contains_key(header::CONTENT_LENGTH);
-    let body = FilteredBody::new(body, ctx, entry, keeps_length);
+    let keeps_length =
+        !filters || (had_length && head.headers.contains_key(header::CONTENT_LENGTH));
+    let body = FilteredBody::new(body, ctx, entry, filters, keeps_length);
     Response::from_parts(head, GatewayBody::Filtered(Box::new(body)))
 }
 

@@ -18,7 +18,7 @@ use portico_expr::Expr;
 
 use crate::consumer::{Consumer, GroupLink};
 use crate::ctx::Ctx;
-use crate::runtime::{Flow, Plugin};
+use crate::runtime::{Flow, Phases, Plugin};
 
 /// Merged chains kept per route chain before the cache is cleared (bounds memory when many
 /// consumers, or many consumer revisions, go through one template).
@@ -35,6 +35,8 @@ pub struct Entry {
     error_response: Option<Arc<[u8]>>,
     /// Unique per built entry; keys the per-request `_meta.filter` result.
     id: u64,
+    /// The plugin's phases.
+    phases: Phases,
     /// Added by the consumer merge (the route chain did not have this plugin).
     from_consumer: bool,
 }
@@ -49,6 +51,7 @@ impl Entry {
     ) -> Entry {
         Entry {
             priority: priority.unwrap_or_else(|| plugin.priority()),
+            phases: plugin.phases(),
             plugin,
             filter: filter.map(Arc::new),
             error_response: error_response.map(Arc::from),
@@ -79,6 +82,20 @@ impl Entry {
         }
     }
 
+    /// Whether the entry runs in `phase` of this request. An entry without work in the phase is
+    /// skipped, except that its `_meta.filter` is still evaluated when this is the first phase it
+    /// could run in (the filter reads the request as it is then).
+    fn runs_in(&self, phase: Phases, ctx: &mut Ctx) -> bool {
+        if self.phases.has(phase) {
+            self.runs(ctx)
+        } else {
+            if self.filter.is_some() {
+                self.runs(ctx);
+            }
+            false
+        }
+    }
+
     fn answer(&self, flow: Flow) -> Flow {
         match (flow, &self.error_response) {
             (Flow::Respond(mut reply), Some(body)) if reply.status.as_u16() >= 400 => {
@@ -106,6 +123,10 @@ type MergeKey = (String, i64, Option<(String, i64)>);
 #[derive(Debug, Default)]
 pub struct Chain {
     entries: Vec<Entry>,
+    /// The phases any entry has work in.
+    phases: Phases,
+    /// An entry has a `_meta.filter` (evaluated in the first phase the entry could run in).
+    filtered: bool,
     merged: RwLock<HashMap<MergeKey, Arc<Chain>>>,
 }
 
@@ -114,6 +135,10 @@ impl Chain {
     pub fn new(mut entries: Vec<Entry>) -> Chain {
         entries.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name().cmp(b.name())));
         Chain {
+            phases: entries
+                .iter()
+                .fold(Phases::NONE, |all, e| all.with(e.phases)),
+            filtered: entries.iter().any(|e| e.filter.is_some()),
             entries,
             merged: RwLock::default(),
         }
@@ -144,6 +169,17 @@ impl Chain {
         self.entries.is_empty()
     }
 
+    /// Whether a plugin of the chain has work in `phase`.
+    pub fn has(&self, phase: Phases) -> bool {
+        self.phases.has(phase)
+    }
+
+    /// Whether running `phase` on this chain can do anything (a plugin has work in it, or a
+    /// `_meta.filter` may be due).
+    pub fn runs(&self, phase: Phases) -> bool {
+        self.phases.has(phase) || self.filtered
+    }
+
     /// Runs `rewrite` of every entry; with `consumer_pass`, only of the non-auth entries the
     /// consumer merge added (APISIX's `rewrite_in_consumer`). Never returns [`Flow::Wait`].
     pub async fn rewrite(&self, ctx: &mut Ctx, consumer_pass: bool) -> Flow {
@@ -151,7 +187,7 @@ impl Chain {
             if consumer_pass && (!e.from_consumer || e.plugin.is_auth()) {
                 continue;
             }
-            if e.runs(ctx) {
+            if e.runs_in(Phases::REWRITE, ctx) {
                 let flow = match e.plugin.rewrite(ctx) {
                     flow @ Flow::Wait(_) => settle(ctx, flow).await,
                     flow => flow,
@@ -167,7 +203,7 @@ impl Chain {
     /// Runs `access` of every entry until one answers. Never returns [`Flow::Wait`].
     pub async fn access(&self, ctx: &mut Ctx) -> Flow {
         for e in &self.entries {
-            if e.runs(ctx) {
+            if e.runs_in(Phases::ACCESS, ctx) {
                 let flow = match e.plugin.access(ctx) {
                     flow @ Flow::Wait(_) => settle(ctx, flow).await,
                     flow => flow,
@@ -183,7 +219,7 @@ impl Chain {
     /// Runs `header_filter` of every entry.
     pub fn header_filter(&self, ctx: &mut Ctx) {
         for e in &self.entries {
-            if e.runs(ctx) {
+            if e.runs_in(Phases::HEADER_FILTER, ctx) {
                 e.plugin.header_filter(ctx);
             }
         }
@@ -192,7 +228,7 @@ impl Chain {
     /// Runs `body_filter` of every entry on one chunk of the response body.
     pub fn body_filter(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
         for e in &self.entries {
-            if e.runs(ctx) {
+            if e.runs_in(Phases::BODY_FILTER, ctx) {
                 e.plugin.body_filter(ctx, chunk, eof);
             }
         }
@@ -206,7 +242,7 @@ impl Chain {
     /// Runs `log` of every entry whose filter passed.
     pub fn log(&self, ctx: &mut Ctx) {
         for e in &self.entries {
-            if e.runs(ctx) {
+            if e.runs_in(Phases::LOG, ctx) {
                 e.plugin.log(ctx);
             }
         }

@@ -15,7 +15,7 @@ use portico_model::PluginSpec;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
+use crate::{typed, BuildEnv, Ctx, Flow, Phases, Plugin, Reply};
 
 /// Plugin name.
 pub const NAME: &str = "key-auth";
@@ -119,6 +119,10 @@ impl Plugin for KeyAuth {
 
     fn is_auth(&self) -> bool {
         true
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
     }
 
     fn rewrite(&self, ctx: &mut Ctx) -> Flow {

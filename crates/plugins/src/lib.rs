@@ -70,7 +70,7 @@ pub use ctx::{Ctx, LogInfo, Mirror, ResponseHead, UpstreamPick};
 pub use reply::Reply;
 pub use route::RoutePlugins;
 pub use runtime::{
-    typed, BuildEnv, BuildFn, Flow, Pending, Plugin, PluginState, Resume, UpstreamBuilder,
+    typed, BuildEnv, BuildFn, Flow, Pending, Phases, Plugin, PluginState, Resume, UpstreamBuilder,
 };
 
 /// One row of the plugin table.

@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use crate::counters::{Count, Counters};
 use crate::template::Template;
-use crate::{typed, BuildEnv, Ctx, Flow, Plugin, Reply};
+use crate::{typed, BuildEnv, Ctx, Flow, Phases, Plugin, Reply};
 
 /// Plugin name.
 pub const NAME: &str = "limit-count";
@@ -610,6 +610,10 @@ impl Plugin for LimitCount {
 
     fn priority(&self) -> i32 {
         1002
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::ACCESS.with(Phases::HEADER_FILTER)
     }
 
     fn access(&self, ctx: &mut Ctx) -> Flow {

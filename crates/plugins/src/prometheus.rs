@@ -37,7 +37,7 @@ pub use registry::{
 };
 pub use render::escape;
 
-use crate::{typed, BuildEnv, Ctx, Plugin};
+use crate::{typed, BuildEnv, Ctx, Phases, Plugin};
 
 /// Plugin name.
 pub const NAME: &str = "prometheus";
@@ -283,6 +283,10 @@ impl Plugin for Prometheus {
 
     fn priority(&self) -> i32 {
         500
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::HEADER_FILTER.with(Phases::LOG)
     }
 
     fn header_filter(&self, ctx: &mut Ctx) {

@@ -26,7 +26,7 @@ use crate::chain::Chain;
 use crate::consumer::ConsumerIndex;
 use crate::ctx::{Ctx, ResponseHead};
 use crate::reply::Reply;
-use crate::runtime::Flow;
+use crate::runtime::{Flow, Phases};
 
 /// Everything plugin-related a matched route needs.
 #[derive(Debug)]
@@ -80,14 +80,15 @@ impl RoutePlugins {
         };
         ctx.consumers = Some(self.consumers.clone());
         ctx.route_chain = Some(route.clone());
-        let global = !self.global.is_empty();
-        if global {
+        if self.global.runs(Phases::REWRITE) {
             if let f @ Flow::Respond(_) = self.global.rewrite(ctx, false).await {
                 return f;
             }
         }
-        if let f @ Flow::Respond(_) = route.rewrite(ctx, false).await {
-            return f;
+        if route.runs(Phases::REWRITE) {
+            if let f @ Flow::Respond(_) = route.rewrite(ctx, false).await {
+                return f;
+            }
         }
         let mut effective = route;
         if let Some(consumer) = ctx.consumer.clone() {
@@ -98,20 +99,32 @@ impl RoutePlugins {
                 }
                 Ok(Some(merged)) => {
                     ctx.route_chain = Some(merged.clone());
-                    if let f @ Flow::Respond(_) = merged.rewrite(ctx, true).await {
-                        return f;
+                    if merged.runs(Phases::REWRITE) {
+                        if let f @ Flow::Respond(_) = merged.rewrite(ctx, true).await {
+                            return f;
+                        }
                     }
                     effective = merged;
                 }
                 Ok(None) => {}
             }
         }
-        if global {
+        if self.global.runs(Phases::ACCESS) {
             if let f @ Flow::Respond(_) = self.global.access(ctx).await {
                 return f;
             }
         }
+        if !effective.runs(Phases::ACCESS) {
+            return Flow::Continue;
+        }
         effective.access(ctx).await
+    }
+
+    /// Whether a plugin of this request's chains (the global rules and the route's chain, as
+    /// merged with its consumer's) has work in `phase`; `false` before the request phases ran.
+    pub fn has(&self, ctx: &Ctx, phase: Phases) -> bool {
+        (ctx.global_chain.is_some() && self.global.has(phase))
+            || ctx.route_chain.as_ref().is_some_and(|c| c.has(phase))
     }
 
     /// Whether a plugin of the global rules or the route's template reads the request body
@@ -149,15 +162,27 @@ impl RoutePlugins {
                 }
             }
         }
+        let global = ctx.global_chain.is_some() && self.global.runs(Phases::HEADER_FILTER);
+        let route = ctx
+            .route_chain
+            .clone()
+            .filter(|c| c.runs(Phases::HEADER_FILTER));
+        if !global && route.is_none() {
+            ctx.response = Some(ResponseHead {
+                status: *status,
+                headers: HeaderMap::new(),
+            });
+            return;
+        }
         ctx.response = Some(ResponseHead {
             status: *status,
             headers: std::mem::take(headers),
         });
         // The context names the chain once the request phases ran on it.
-        if ctx.global_chain.is_some() && !self.global.is_empty() {
+        if global {
             self.global.header_filter(ctx);
         }
-        if let Some(route) = ctx.route_chain.clone() {
+        if let Some(route) = route {
             route.header_filter(ctx);
         }
         if let Some(head) = ctx.response.as_mut() {
@@ -170,10 +195,14 @@ impl RoutePlugins {
     /// of the response body; `eof` marks the call after the last chunk.
     pub fn body_filter_phase(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
         // The context names the chain once the request phases ran on it.
-        if ctx.global_chain.is_some() && !self.global.is_empty() {
+        if ctx.global_chain.is_some() && self.global.runs(Phases::BODY_FILTER) {
             self.global.body_filter(ctx, chunk, eof);
         }
-        if let Some(route) = ctx.route_chain.clone() {
+        if let Some(route) = ctx
+            .route_chain
+            .clone()
+            .filter(|c| c.runs(Phases::BODY_FILTER))
+        {
             route.body_filter(ctx, chunk, eof);
         }
     }
@@ -182,10 +211,10 @@ impl RoutePlugins {
     /// has been sent.
     pub fn log_phase(&self, ctx: &mut Ctx) {
         // The context names the chain once the request phases ran on it.
-        if ctx.global_chain.is_some() && !self.global.is_empty() {
+        if ctx.global_chain.is_some() && self.global.runs(Phases::LOG) {
             self.global.log(ctx);
         }
-        if let Some(route) = ctx.route_chain.clone() {
+        if let Some(route) = ctx.route_chain.clone().filter(|c| c.runs(Phases::LOG)) {
             route.log(ctx);
         }
     }

@@ -159,6 +159,44 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     fn wants_request_body(&self) -> bool {
         false
     }
+
+    /// The phases this plugin has work in. A chain skips a phase none of its plugins has, and a
+    /// response whose chains have no `body_filter` is passed on as it is. A plugin that leaves
+    /// a phase out here is not called in it. Default: every phase.
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
+}
+
+/// A set of plugin phases (see [`Plugin::phases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Phases(u8);
+
+impl Phases {
+    /// No phase.
+    pub const NONE: Phases = Phases(0);
+    /// `rewrite`.
+    pub const REWRITE: Phases = Phases(1);
+    /// `access`.
+    pub const ACCESS: Phases = Phases(1 << 1);
+    /// `header_filter`.
+    pub const HEADER_FILTER: Phases = Phases(1 << 2);
+    /// `body_filter`.
+    pub const BODY_FILTER: Phases = Phases(1 << 3);
+    /// `log`.
+    pub const LOG: Phases = Phases(1 << 4);
+    /// Every phase.
+    pub const ALL: Phases = Phases(0b1_1111);
+
+    /// Both sets.
+    pub const fn with(self, other: Phases) -> Phases {
+        Phases(self.0 | other.0)
+    }
+
+    /// Whether every phase of `other` is in this set.
+    pub const fn has(self, other: Phases) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
 /// State shared by the plugin instances of every snapshot of a node: the next compile takes it

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::testing::{block_on, consumer, ctx_for, get, Fixture};
 use crate::{
-    Chain, Consumer, ConsumerGroup, ConsumerIndex, Ctx, Entry, Flow, GroupLink, Plugin, Reply,
-    RoutePlugins,
+    Chain, Consumer, ConsumerGroup, ConsumerIndex, Ctx, Entry, Flow, GroupLink, Phases, Plugin,
+    Reply, RoutePlugins,
 };
 
 /// Records `label:phase` into the context; may attach a consumer or answer.
@@ -19,6 +19,7 @@ struct Recorder {
     priority: i32,
     attach: Option<Arc<Consumer>>,
     answer_in: Option<&'static str>,
+    phases: Phases,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -67,6 +68,9 @@ impl Plugin for Recorder {
     fn header_filter(&self, ctx: &mut Ctx) {
         record(ctx, self.label, "header_filter");
     }
+    fn phases(&self) -> Phases {
+        self.phases
+    }
 }
 
 fn rec(name: &'static str, label: &'static str, priority: i32) -> Recorder {
@@ -76,6 +80,7 @@ fn rec(name: &'static str, label: &'static str, priority: i32) -> Recorder {
         priority,
         attach: None,
         answer_in: None,
+        phases: Phases::ALL,
     }
 }
 
@@ -111,6 +116,73 @@ fn run(plugins: &RoutePlugins) -> (Vec<String>, Option<u16>) {
     plugins.header_filter_phase(&mut ctx, &mut status, &mut headers);
     let log = ctx.data.get::<Log>().cloned().unwrap_or_default().0;
     (log, answered)
+}
+
+#[test]
+fn plugins_run_only_in_the_phases_they_declare() {
+    let only = |name, phases| Recorder {
+        phases,
+        ..rec(name, name, 1)
+    };
+    let p = route(
+        chain(vec![only("g", Phases::HEADER_FILTER)]),
+        chain(vec![
+            only("a", Phases::ACCESS),
+            only("r", Phases::REWRITE.with(Phases::HEADER_FILTER)),
+        ]),
+    );
+    let (log, answered) = run(&p);
+    assert_eq!(answered, None);
+    assert_eq!(
+        log,
+        [
+            "r:rewrite",
+            "a:access",
+            "g:header_filter",
+            "r:header_filter"
+        ]
+    );
+    let mut ctx = ctx_for(get("/"));
+    block_on(p.access_phase(&mut ctx));
+    assert!(p.has(&ctx, Phases::HEADER_FILTER) && p.has(&ctx, Phases::ACCESS));
+    assert!(!p.has(&ctx, Phases::BODY_FILTER) && !p.has(&ctx, Phases::LOG));
+
+    // An entry's `_meta.filter` is still evaluated in the first phase it could run in (here
+    // `rewrite`, before the URI changes), though the plugin has no work there.
+    let filtered = Entry::new(
+        Arc::new(only("f", Phases::ACCESS)),
+        None,
+        Some(portico_expr::Expr::compile(&json!([["uri", "==", "/"]])).unwrap()),
+        None,
+    );
+    let rewriter = Entry::new(Arc::new(Rewriter), None, None, None);
+    let p = route(
+        Arc::new(Chain::empty()),
+        Arc::new(Chain::new(vec![filtered, rewriter])),
+    );
+    let (log, _) = run(&p);
+    assert_eq!(log, ["f:access"]);
+}
+
+/// Changes the URI in `rewrite` (after every other plugin of the tests: priority -1).
+#[derive(Debug)]
+struct Rewriter;
+
+impl Plugin for Rewriter {
+    fn name(&self) -> &'static str {
+        "rewriter"
+    }
+    fn priority(&self) -> i32 {
+        -1
+    }
+    fn rewrite(&self, ctx: &mut Ctx) -> Flow {
+        ctx.uri = "/elsewhere".parse().unwrap();
+        ctx.path = "/elsewhere".into();
+        Flow::Continue
+    }
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub struct Head {
     pub body: Decoder,
     /// The connection may carry another request after this response.
     pub keep_alive: bool,
+    /// Its `Connection` header names other headers as hop-by-hop: those (and that `Connection`
+    /// header) are still among its headers; the other hop-by-hop headers are left out, unless
+    /// it is a 101.
+    pub names_hop_headers: bool,
 }
 
 /// Why a response (head or body) could not be read.
@@ -103,8 +107,12 @@ pub fn head(
         .map(|r| (at(r.as_bytes()), r.len() as u32));
     let mut framing = Framing::default();
     spans.clear();
+    // A switch of protocols keeps `Connection`/`Upgrade` for the client's handshake.
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     for h in parsed.headers.iter() {
-        framing.note(h.name.as_bytes(), h.value);
+        if framing.note(h.name.as_bytes(), h.value) && !switching {
+            continue;
+        }
         spans.push([
             at(h.name.as_bytes()),
             h.name.len() as u32,
@@ -114,6 +122,7 @@ pub fn head(
     }
     let body = framing.decoder(status, version, head_request)?;
     let keep_alive = body != Decoder::Close && framing.keep_alive(version);
+    let names_hop_headers = framing.names_others;
     let raw = buf.split_to(len).freeze();
     let reason = reason.map(|(at, n)| raw.slice(at as usize..(at + n) as usize));
     Ok(Some(Head {
@@ -123,6 +132,7 @@ pub fn head(
         raw,
         body,
         keep_alive,
+        names_hop_headers,
     }))
 }
 
@@ -157,15 +167,31 @@ struct Framing<'h> {
     /// `Connection: close` / `Connection: keep-alive` seen.
     close: bool,
     keep: bool,
+    /// `Connection` lists other names.
+    names_others: bool,
 }
 
 impl<'h> Framing<'h> {
-    fn note(&mut self, name: &[u8], value: &'h [u8]) {
+    /// Notes what header `name: value` says; whether it is hop-by-hop (one of
+    /// [`forward::HOP_BY_HOP`](crate::forward)).
+    fn note(&mut self, name: &[u8], value: &'h [u8]) -> bool {
         if name.eq_ignore_ascii_case(b"connection") {
-            self.close |= has_token(value, b"close");
-            self.keep |= has_token(value, b"keep-alive");
+            let mut names_others = false;
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep = true;
+                } else if !token.is_empty() && !crate::forward::is_hop_by_hop(token) {
+                    names_others = true;
+                }
+            }
+            self.names_others |= names_others;
+            // Kept while it names others: the names are removed once the headers are in a map.
+            return !names_others;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.coding = Some(value);
+            return true;
         } else if name.eq_ignore_ascii_case(b"content-length") {
             for part in value.split(|b| *b == b',') {
                 match super::encode::parse_u64(part.trim_ascii()) {
@@ -173,7 +199,9 @@ impl<'h> Framing<'h> {
                     _ => self.bad_length = true,
                 }
             }
+            return false;
         }
+        crate::forward::is_hop_by_hop(name)
     }
 
     /// HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told to keep.
@@ -212,13 +240,6 @@ impl<'h> Framing<'h> {
         }
         Ok(self.length.map_or(Decoder::Close, Decoder::Length))
     }
-}
-
-/// Whether a comma-separated header value lists `token` (case-insensitively).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Where a response body stands.
@@ -422,6 +443,35 @@ mod tests {
             body(&mut head.body, &mut rest).unwrap(),
             (b"hello".to_vec(), true)
         );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_left_out_as_the_head_is_read() {
+        let (head, headers, _) = parse(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+              Transfer-Encoding: chunked\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: h2c\r\n\
+              Proxy-Connection: close\r\nX-Kept: 1\r\n\r\n0\r\n\r\n",
+            false,
+        );
+        assert!(head.keep_alive && !head.names_hop_headers);
+        assert!(matches!(head.body, Decoder::Chunked(_)));
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["x-kept"], "1");
+        // A `Connection` that names other headers stays, for them to be removed by name.
+        let (head, headers, _) = parse(
+            b"HTTP/1.1 200 OK\r\nConnection: close, X-Private\r\nX-Private: 1\r\n\
+              Content-Length: 0\r\n\r\n",
+            false,
+        );
+        assert!(!head.keep_alive && head.names_hop_headers);
+        assert!(headers.contains_key("connection") && headers.contains_key("x-private"));
+        // A switch of protocols keeps them all.
+        let (_, headers, _) = parse(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        );
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(headers["connection"], "Upgrade");
     }
 
     #[test]
