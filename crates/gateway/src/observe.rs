@@ -9,7 +9,6 @@
 //! log writer. A request abandoned before its response head (the client closed) is counted and
 //! logged with nginx's 499.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::{pin, Pin};
@@ -51,7 +50,7 @@ pub(crate) async fn serve(
         };
         let resp = guard.handling.as_mut().await;
         let trace = guard.handling.as_mut().take_value();
-        (resp, guard.pending.take(), trace.map(RefCell::into_inner))
+        (resp, guard.pending.take(), trace.map(|t| t.into_inner()))
     };
     match pending {
         Some(pending) => pending.respond(gateway, resp, trace),
@@ -75,7 +74,7 @@ pub(crate) fn refused(
 
 /// Counts and logs a request whose handling was dropped before it had a response.
 struct Abandoned<'a, F: Future> {
-    handling: Pin<&'a mut TaskLocalFuture<RefCell<Trace>, F>>,
+    handling: Pin<&'a mut TaskLocalFuture<trace::Scoped, F>>,
     pending: Option<Pending>,
     gateway: &'a Gateway,
 }
@@ -83,7 +82,7 @@ struct Abandoned<'a, F: Future> {
 impl<F: Future> Drop for Abandoned<'_, F> {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            let trace = self.handling.as_mut().take_value().map(RefCell::into_inner);
+            let trace = self.handling.as_mut().take_value().map(|t| t.into_inner());
             pending.finish(self.gateway, trace, 499, 0);
         }
     }

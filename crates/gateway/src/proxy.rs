@@ -621,18 +621,17 @@ fn finish(
 /// `$request_length` as far as the head tells it: request line, headers, declared body.
 fn request_length(ctx: &Ctx) -> u64 {
     let line = ctx.method.as_str().len() + ctx.real_request_uri().len() + 12;
-    let headers: usize = ctx
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
-    let body = ctx
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    (line + headers + 2) as u64 + body
+    let mut headers = 0;
+    let mut body = None;
+    for (n, v) in &ctx.headers {
+        headers += n.as_str().len() + v.len() + 4;
+        if body.is_none() && *n == header::CONTENT_LENGTH {
+            body = std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+    }
+    (line + headers + 2) as u64 + body.unwrap_or(0)
 }
 
 /// Frames a body read whole: `Content-Length` of its size, no `Transfer-Encoding`.

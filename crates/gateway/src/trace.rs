@@ -19,7 +19,8 @@ use portico_snapshot::{CompiledRoute, RouteEntry};
 use tokio::task::futures::TaskLocalFuture;
 
 tokio::task_local! {
-    static TRACE: RefCell<Trace>;
+    /// Boxed: the scope swaps its value in and out of the thread at every poll.
+    static TRACE: Box<RefCell<Trace>>;
 }
 
 /// Facts about one request that only the proxy knows.
@@ -91,13 +92,16 @@ impl Trace {
 }
 
 /// Runs `fut` with a fresh trace; take it back with `TaskLocalFuture::take_value`.
-pub(crate) fn scope<F: Future>(wants_target: bool, fut: F) -> TaskLocalFuture<RefCell<Trace>, F> {
+pub(crate) fn scope<F: Future>(wants_target: bool, fut: F) -> TaskLocalFuture<Scoped, F> {
     let trace = Trace {
         wants_target,
         ..Trace::default()
     };
-    TRACE.scope(RefCell::new(trace), fut)
+    TRACE.scope(Box::new(RefCell::new(trace)), fut)
 }
+
+/// What a trace scope holds.
+pub(crate) type Scoped = Box<RefCell<Trace>>;
 
 fn with(f: impl FnOnce(&mut Trace)) {
     let _ = TRACE.try_with(|t| {
