@@ -286,6 +286,12 @@ pub struct LimitCount {
 /// A rule resolved for one request: its index, counter key, count and window (seconds).
 type Resolved = (usize, String, u64, u64);
 
+const DEFAULT_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit"),
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("x-ratelimit-reset"),
+];
+
 fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<QuotaHeaders, String> {
     let name = |field: &str, default: &str| -> Result<HeaderName, String> {
         let base = metadata
@@ -296,7 +302,13 @@ fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<Quota
             Some(p) => base.replacen("RateLimit-", &format!("{p}-RateLimit-"), 1),
             None => base.to_string(),
         };
-        HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name: {name}"))
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name: {name}"))?;
+        // The default names are static: a static name costs nothing to copy into a response.
+        Ok(DEFAULT_NAMES
+            .into_iter()
+            .find(|n| *n == parsed)
+            .unwrap_or(parsed))
     };
     Ok(QuotaHeaders {
         limit: name("limit_header", "X-RateLimit-Limit")?,
@@ -569,7 +581,7 @@ thread_local! {
 /// without an intermediate string.
 fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
     if name == "remote_addr" && ctx.var_override(name).is_none() {
-        crate::ip_text::push_ip(ctx.remote.ip(), out);
+        push_ip(ctx.remote.ip(), out);
         return true;
     }
     match ctx.var(name) {
@@ -578,6 +590,28 @@ fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Appends `ip` as `$remote_addr` prints it; an IPv4 address digit by digit, straight into
+/// `out` (no buffer to check as UTF-8 again).
+fn push_ip(ip: std::net::IpAddr, out: &mut String) {
+    let std::net::IpAddr::V4(v4) = ip else {
+        crate::ip_text::push_ip(ip, out);
+        return;
+    };
+    out.reserve(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
 }
 
