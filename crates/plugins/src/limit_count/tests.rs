@@ -161,6 +161,13 @@ fn counts_from_variables() {
     assert_eq!(p.access(&mut ctx), Flow::Continue);
     respond(&p, &mut ctx);
     assert_eq!(header(&ctx, "x-ratelimit-limit"), "2");
+    // Another quota from the next request: its own limit header.
+    for quota in ["5", "2"] {
+        let mut ctx = ctx_for(get("/").header("quota", quota));
+        assert_eq!(p.access(&mut ctx), Flow::Continue);
+        respond(&p, &mut ctx);
+        assert_eq!(header(&ctx, "x-ratelimit-limit"), quota);
+    }
     assert_eq!(hit(&p, "/").0, 500);
     let p = limiter(
         &f,
@@ -340,7 +347,7 @@ fn quota_headers_across_a_window_reset() {
     let t0 = Instant::now();
     let window = Duration::from_secs(2);
     let answer = Arc::new(Answer {
-        headers: vec![quota_headers(None, None).unwrap()],
+        headers: vec![quota_headers(None, None, &Amount::Fixed(2)).unwrap()],
         rejected_code: StatusCode::SERVICE_UNAVAILABLE,
         rejected_msg: None,
         allow_degradation: false,
