@@ -120,8 +120,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 pub struct ConsumerIndex {
     by_name: FastMap<String, Arc<Consumer>>,
-    /// plugin name → key value → match.
-    by_key: FastMap<String, FastMap<String, AuthMatch>>,
+    /// Per auth plugin (a handful: a list beats hashing the name), key value → match.
+    by_key: Vec<(String, FastMap<String, AuthMatch>)>,
 }
 
 impl ConsumerIndex {
@@ -184,7 +184,15 @@ impl ConsumerIndex {
                 problems.push(format!("missing consumer auth credential '{field}'"));
                 continue;
             };
-            self.by_key.entry(name.clone()).or_default().insert(
+            let keys = match self.by_key.iter().position(|(plugin, _)| plugin == name) {
+                Some(i) => &mut self.by_key[i].1,
+                None => {
+                    self.by_key.push((name.clone(), FastMap::default()));
+                    let last = self.by_key.len() - 1;
+                    &mut self.by_key[last].1
+                }
+            };
+            keys.insert(
                 value.to_string(),
                 AuthMatch {
                     consumer: consumer.clone(),
@@ -197,7 +205,8 @@ impl ConsumerIndex {
 
     /// The consumer (or credential) whose `plugin` key field equals `value`.
     pub fn find(&self, plugin: &str, value: &str) -> Option<&AuthMatch> {
-        self.by_key.get(plugin)?.get(value)
+        let (_, keys) = self.by_key.iter().find(|(name, _)| name == plugin)?;
+        keys.get(value)
     }
 
     /// A consumer by username (`anonymous_consumer`).
@@ -217,6 +226,6 @@ impl ConsumerIndex {
 
     /// Number of indexed auth keys (consumers' and credentials').
     pub fn key_count(&self) -> usize {
-        self.by_key.values().map(FastMap::len).sum()
+        self.by_key.iter().map(|(_, keys)| keys.len()).sum()
     }
 }
