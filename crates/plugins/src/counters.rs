@@ -4,8 +4,13 @@
 //! A window starts with the first request for its key and lasts `time_window` seconds
 //! (`resty.limit.count` over a shared dict with a TTL). The store is sharded by key hash behind
 //! `std` mutexes; each shard drops its expired windows at most once a second, on use.
+//!
+//! A key is hashed once per request (foldhash, seeded per store): the hash picks the shard and
+//! is the shard map's key, so the map does not hash the text again; the text tells apart the
+//! (practically nonexistent) keys with equal hashes.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,22 +23,49 @@ struct Window {
     ends: Instant,
 }
 
+/// The windows whose keys share one hash (one, but for a collision).
+type Windows = Vec<(Box<str>, Window)>;
+
 #[derive(Debug, Default)]
 struct Shard {
-    windows: HashMap<String, Window>,
+    /// Key hash → the windows of the keys with that hash.
+    windows: HashMap<u64, Windows, BuildHasherDefault<KeyHash>>,
     next_sweep: Option<Instant>,
+}
+
+/// The hasher of a shard map, whose keys are hashes already.
+#[derive(Default)]
+struct KeyHash(u64);
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; any other input still hashes consistently.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// The counters of every local limit-count instance of a node.
 #[derive(Debug)]
 pub struct Counters {
     shards: Vec<Mutex<Shard>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Counters {
     fn default() -> Counters {
         Counters {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -56,12 +88,9 @@ pub enum Count {
 }
 
 impl Counters {
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        // FNV-1a: only spreads keys over the shards (the maps hash them with SipHash).
-        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let i = (h % SHARDS as u64) as usize;
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // Middle bits: the map uses the low bits for its slots and the top ones as tags.
+        let i = (hash >> 32) as usize % SHARDS;
         // A poisoned shard only means another request panicked mid-update; the counts are
         // still usable.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
@@ -78,26 +107,39 @@ impl Counters {
         cost: u64,
         now: Instant,
     ) -> Count {
-        let mut shard = self.shard(key);
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash);
         if shard.next_sweep.is_none_or(|t| now >= t) {
-            shard.windows.retain(|_, w| w.ends > now);
+            shard.windows.retain(|_, same_hash| {
+                same_hash.retain(|(_, w)| w.ends > now);
+                !same_hash.is_empty()
+            });
             shard.next_sweep = Some(now + SWEEP_EVERY);
         }
-        let w = match shard.windows.get_mut(key) {
-            Some(w) if w.ends > now => {
-                w.used = w.used.saturating_add(cost);
+        let same_hash = shard.windows.entry(hash).or_default();
+        let w = match same_hash.iter().position(|(k, _)| **k == *key) {
+            Some(i) => {
+                let w = &mut same_hash[i].1;
+                if w.ends > now {
+                    w.used = w.used.saturating_add(cost);
+                } else {
+                    *w = Window {
+                        used: cost,
+                        ends: now + window,
+                    };
+                }
                 w
             }
-            _ => {
-                shard.windows.insert(
-                    key.to_string(),
+            None => {
+                same_hash.push((
+                    key.into(),
                     Window {
                         used: cost,
                         ends: now + window,
                     },
-                );
-                match shard.windows.get_mut(key) {
-                    Some(w) => w,
+                ));
+                match same_hash.last_mut() {
+                    Some((_, w)) => w,
                     None => return Count::Rejected { reset: window },
                 }
             }
@@ -113,7 +155,10 @@ impl Counters {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).windows.len())
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(|e| e.into_inner());
+                shard.windows.values().map(Vec::len).sum::<usize>()
+            })
             .sum()
     }
 
@@ -177,10 +222,37 @@ mod tests {
             c.incoming(&format!("k{i}"), 1, Duration::from_secs(1), 1, t0);
         }
         assert_eq!(c.len(), 50);
+        // A shard sweeps when it is used: enough new keys that every shard is (the chance
+        // that one of the 16 gets none of 1,000 random hashes is below 1e-26).
         let later = t0 + Duration::from_secs(5);
-        for i in 0..50 {
+        for i in 0..1000 {
             c.incoming(&format!("n{i}"), 1, Duration::from_secs(100), 1, later);
         }
-        assert_eq!(c.len(), 50);
+        assert_eq!(c.len(), 1000);
+    }
+
+    #[test]
+    fn keys_of_any_length_have_their_own_windows() {
+        let c = Counters::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(60);
+        let keys: Vec<String> = (0..300).map(|i| "k".repeat(i)).collect();
+        for (i, key) in keys.iter().enumerate() {
+            for n in 0..=(i % 3) as u64 {
+                c.incoming(key, 10, w, 1, t0 + Duration::from_secs(n));
+            }
+        }
+        assert_eq!(c.len(), keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let used = (i % 3) as u64 + 2;
+            assert_eq!(
+                c.incoming(key, 10, w, 1, t0 + Duration::from_secs(5)),
+                Count::Allowed {
+                    remaining: 10 - used,
+                    reset: Duration::from_secs(55)
+                },
+                "{key:?}"
+            );
+        }
     }
 }

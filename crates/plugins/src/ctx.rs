@@ -360,19 +360,43 @@ impl Ctx {
     /// `X-Consumer-Username`, `X-Credential-Identifier` and `X-Consumer-Custom-ID`, removing
     /// each one the consumer has no value for (so a client cannot forge them).
     pub fn attach_consumer(&mut self, consumer: Arc<Consumer>) {
-        const NAMES: [HeaderName; 3] = [
-            HeaderName::from_static("x-consumer-username"),
-            HeaderName::from_static("x-credential-identifier"),
-            HeaderName::from_static("x-consumer-custom-id"),
+        /// The upstream headers naming the attached consumer, in the order of
+        /// `Consumer::header_values`: `X-Consumer-Username`, `X-Credential-Identifier`,
+        /// `X-Consumer-Custom-ID` (as text, compared without a `HeaderName`).
+        const CONSUMER_HEADERS: [&str; 3] = [
+            "x-consumer-username",
+            "x-credential-identifier",
+            "x-consumer-custom-id",
         ];
-        for (name, value) in NAMES.into_iter().zip(consumer.header_values()) {
+
+        /// The same as header names (static: copied into a request without a refcount).
+        static CONSUMER_HEADER_NAMES: [HeaderName; 3] = [
+            HeaderName::from_static(CONSUMER_HEADERS[0]),
+            HeaderName::from_static(CONSUMER_HEADERS[1]),
+            HeaderName::from_static(CONSUMER_HEADERS[2]),
+        ];
+        let values = consumer.header_values();
+        // Which names the request carries, found in one pass over its names: a removal costs
+        // a hash and a probe even when there is nothing to remove (the usual case).
+        let mut present = [false; 3];
+        if values.iter().any(Option::is_none) {
+            for name in self.headers.keys() {
+                let name = name.as_str();
+                if let Some(i) = CONSUMER_HEADERS.iter().position(|h| *h == name) {
+                    present[i] = true;
+                }
+            }
+        }
+        for (i, value) in values.iter().enumerate() {
             match value {
                 Some(value) => {
-                    self.headers.insert(name, value.clone());
+                    self.headers
+                        .insert(CONSUMER_HEADER_NAMES[i].clone(), value.clone());
                 }
-                None => {
-                    self.headers.remove(name);
+                None if present[i] => {
+                    self.headers.remove(&CONSUMER_HEADER_NAMES[i]);
                 }
+                None => {}
             }
         }
         self.consumer = Some(consumer);

@@ -171,6 +171,8 @@ struct QuotaHeaders {
     limit: HeaderName,
     remaining: HeaderName,
     reset: HeaderName,
+    /// The rule's `count` and its header value, when it is a number (not a `$var`).
+    fixed_limit: Option<(u64, HeaderValue)>,
 }
 
 #[derive(Debug)]
@@ -196,16 +198,16 @@ impl QuotaNote {
         let Some(h) = self.answer.headers.get(self.rule) else {
             return;
         };
+        let limit = match &h.fixed_limit {
+            Some((n, value)) if *n == self.limit => value.clone(),
+            _ => LAST_VALUES.with_borrow_mut(|last| last.limit.get(self.limit, HeaderValue::from)),
+        };
         let hundredths = reset_hundredths(self.reset);
-        let (limit, reset) = LAST_VALUES.with_borrow_mut(|last| {
-            (
-                last.limit.get(self.limit, HeaderValue::from),
-                last.reset.get(hundredths, |h| {
-                    // Digits and a dot only.
-                    HeaderValue::from_str(&hundredths_text(h))
-                        .unwrap_or(HeaderValue::from_static("0"))
-                }),
-            )
+        let reset = LAST_VALUES.with_borrow_mut(|last| {
+            last.reset.get(hundredths, |h| {
+                // Digits and a dot only.
+                HeaderValue::from_str(&hundredths_text(h)).unwrap_or(HeaderValue::from_static("0"))
+            })
         });
         headers.insert(h.limit.clone(), limit);
         headers.insert(h.remaining.clone(), HeaderValue::from(self.left));
@@ -233,7 +235,7 @@ impl LastValue {
 
 #[derive(Default)]
 struct LastValues {
-    /// The quota: the same for every request of a rule.
+    /// The quota of a rule whose `count` is a `$var`: usually the same from request to request.
     limit: LastValue,
     /// The reset time, in hundredths of a second: the same for the requests of 10 ms.
     reset: LastValue,
@@ -286,7 +288,17 @@ pub struct LimitCount {
 /// A rule resolved for one request: its index, counter key, count and window (seconds).
 type Resolved = (usize, String, u64, u64);
 
-fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<QuotaHeaders, String> {
+const DEFAULT_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit"),
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("x-ratelimit-reset"),
+];
+
+fn quota_headers(
+    metadata: Option<&Value>,
+    prefix: Option<&str>,
+    count: &Amount,
+) -> Result<QuotaHeaders, String> {
     let name = |field: &str, default: &str| -> Result<HeaderName, String> {
         let base = metadata
             .and_then(|m| m.get(field))
@@ -296,12 +308,22 @@ fn quota_headers(metadata: Option<&Value>, prefix: Option<&str>) -> Result<Quota
             Some(p) => base.replacen("RateLimit-", &format!("{p}-RateLimit-"), 1),
             None => base.to_string(),
         };
-        HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name: {name}"))
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name: {name}"))?;
+        // The default names are static: a static name costs nothing to copy into a response.
+        Ok(DEFAULT_NAMES
+            .into_iter()
+            .find(|n| *n == parsed)
+            .unwrap_or(parsed))
     };
     Ok(QuotaHeaders {
         limit: name("limit_header", "X-RateLimit-Limit")?,
         remaining: name("remaining_header", "X-RateLimit-Remaining")?,
         reset: name("reset_header", "X-RateLimit-Reset")?,
+        fixed_limit: match count {
+            Amount::Fixed(n) => Some((*n, HeaderValue::from(*n))),
+            Amount::Template(_) => None,
+        },
     })
 }
 
@@ -332,9 +354,10 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
                     .header_prefix
                     .clone()
                     .unwrap_or_else(|| (i + 1).to_string());
-                headers.push(quota_headers(env.metadata, Some(&prefix))?);
+                let count = Amount::new(&r.count)?;
+                headers.push(quota_headers(env.metadata, Some(&prefix), &count)?);
                 Ok(Rule {
-                    count: Amount::new(&r.count)?,
+                    count,
                     window: Amount::new(&r.time_window)?,
                     key: Key::Combination(Template::new(&r.key)),
                 })
@@ -349,9 +372,10 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
                 "constant" => Key::Constant(c.key.clone()),
                 _ => Key::Var(c.key.clone()),
             };
-            headers.push(quota_headers(env.metadata, None)?);
+            let count = Amount::new(count)?;
+            headers.push(quota_headers(env.metadata, None, &count)?);
             vec![Rule {
-                count: Amount::new(count)?,
+                count,
                 window: Amount::new(window)?,
                 key,
             }]
@@ -569,7 +593,7 @@ thread_local! {
 /// without an intermediate string.
 fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
     if name == "remote_addr" && ctx.var_override(name).is_none() {
-        crate::ip_text::push_ip(ctx.remote.ip(), out);
+        push_ip(ctx.remote.ip(), out);
         return true;
     }
     match ctx.var(name) {
@@ -578,6 +602,28 @@ fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Appends `ip` as `$remote_addr` prints it; an IPv4 address digit by digit, straight into
+/// `out` (no buffer to check as UTF-8 again).
+fn push_ip(ip: std::net::IpAddr, out: &mut String) {
+    let std::net::IpAddr::V4(v4) = ip else {
+        crate::ip_text::push_ip(ip, out);
+        return;
+    };
+    out.reserve(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
 }
 

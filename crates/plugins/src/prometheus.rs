@@ -22,6 +22,7 @@
 //!   the upstream that answered; `response_source` is `upstream` when the upstream answered,
 //!   `nginx` for the proxy's own 502/504, else `apisix`.
 
+mod recent;
 mod registry;
 mod render;
 mod series;
@@ -209,6 +210,8 @@ struct Config {
 /// A prometheus instance.
 #[derive(Debug)]
 pub struct Prometheus {
+    /// This instance's number in the per-thread cache of recent label sets.
+    number: u64,
     prefer_name: bool,
     /// The workspace of the object the configuration belongs to.
     workspace: Box<str>,
@@ -254,6 +257,7 @@ pub(crate) fn workspace_of(owner: &str) -> &str {
 pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String> {
     let c: Config = typed(conf)?;
     Ok(Arc::new(Prometheus {
+        number: recent::instance_number(),
         prefer_name: c.prefer_name,
         workspace: workspace_of(env.owner).into(),
         global: env.owner.contains("/global_rules/"),
@@ -307,8 +311,8 @@ impl Plugin for Prometheus {
             return;
         }
         let route = match (&ctx.route_name, self.prefer_name) {
-            (Some(name), true) => &**name,
-            _ => &*ctx.route_id,
+            (Some(name), true) => name,
+            _ => &ctx.route_id,
         };
         let (matched_uri, matched_host) = ctx
             .matched
@@ -324,7 +328,7 @@ impl Plugin for Prometheus {
             Source::Apisix
         };
         let head = ctx.response_head_bytes;
-        self.registry.observe(&Observation {
+        let observation = Observation {
             workspace: &self.workspace,
             route,
             matched_uri,
@@ -338,7 +342,8 @@ impl Plugin for Prometheus {
             upstream: ctx.log.upstream_latency,
             ingress: ctx.log.request_length,
             egress: head + ctx.log.body_bytes_sent,
-        });
+        };
+        recent::observe(&self.registry, self.number, route, &observation);
     }
 }
 

@@ -161,6 +161,13 @@ fn counts_from_variables() {
     assert_eq!(p.access(&mut ctx), Flow::Continue);
     respond(&p, &mut ctx);
     assert_eq!(header(&ctx, "x-ratelimit-limit"), "2");
+    // Another quota from the next request: its own limit header.
+    for quota in ["5", "2"] {
+        let mut ctx = ctx_for(get("/").header("quota", quota));
+        assert_eq!(p.access(&mut ctx), Flow::Continue);
+        respond(&p, &mut ctx);
+        assert_eq!(header(&ctx, "x-ratelimit-limit"), quota);
+    }
     assert_eq!(hit(&p, "/").0, 500);
     let p = limiter(
         &f,
@@ -314,4 +321,69 @@ fn reset_prints_as_lua_prints_floor_of_hundredths() {
         "Lua's float floor"
     );
     assert_eq!(reset_text(Duration::from_secs(86_400)), "86400");
+}
+
+#[test]
+fn remote_addr_keys_print_addresses_as_text() {
+    for text in [
+        "0.0.0.0",
+        "127.0.0.1",
+        "10.20.255.9",
+        "255.255.255.255",
+        "::1",
+        "::ffff:1.2.3.4",
+    ] {
+        let ip: std::net::IpAddr = text.parse().unwrap();
+        let mut out = String::from("k:");
+        push_ip(ip, &mut out);
+        assert_eq!(out, format!("k:{text}"));
+    }
+}
+
+#[test]
+fn quota_headers_across_a_window_reset() {
+    // Counted straight into the store so that the window can end without waiting.
+    let counters = Counters::default();
+    let t0 = Instant::now();
+    let window = Duration::from_secs(2);
+    let answer = Arc::new(Answer {
+        headers: vec![quota_headers(None, None, &Amount::Fixed(2)).unwrap()],
+        rejected_code: StatusCode::SERVICE_UNAVAILABLE,
+        rejected_msg: None,
+        allow_degradation: false,
+        show_headers: true,
+    });
+    let quota_at = |now: Instant| {
+        let mut ctx = ctx_for(get("/"));
+        let count = counters.incoming("k", 2, window, 1, now);
+        let flow = answer.counted(&mut ctx, 0, 2, count);
+        let mut headers = http::HeaderMap::new();
+        write_quota_into(&mut ctx, &mut headers);
+        let text = |name: &str| headers[name].to_str().unwrap().to_string();
+        (
+            flow.is_none(),
+            text("x-ratelimit-limit"),
+            text("x-ratelimit-remaining"),
+            text("x-ratelimit-reset"),
+        )
+    };
+    let s = |s: &str| s.to_string();
+    assert_eq!(quota_at(t0), (true, s("2"), s("1"), s("2")));
+    let later = t0 + Duration::from_millis(1_500);
+    assert_eq!(quota_at(later), (true, s("2"), s("0"), s("0.5")));
+    assert_eq!(quota_at(later), (false, s("2"), s("0"), s("0.5")));
+    // The window ended: a new one, with its full quota and reset time.
+    let next = t0 + window;
+    assert_eq!(quota_at(next), (true, s("2"), s("1"), s("2")));
+    assert_eq!(
+        quota_at(next + Duration::from_millis(10)),
+        (true, s("2"), s("0"), s("1.99"))
+    );
+}
+
+/// Writes the note of `ctx` into `headers` (what `header_filter` does into the response head).
+fn write_quota_into(ctx: &mut Ctx, headers: &mut http::HeaderMap) {
+    if let Some(note) = ctx.quota.take() {
+        note.write(headers);
+    }
 }

@@ -183,15 +183,29 @@ impl Registry {
     pub fn observe(&self, o: &Observation<'_>) {
         let hash = series::hash(o);
         let shard = &self.shards[(hash >> 60) as usize % SHARDS];
-        let stripe = stripe_index() & (self.stripes - 1);
         {
             let list = shard.list.load();
             if let Some(series) = find(&list, hash, o) {
-                series.record(stripe, o);
+                self.record(series, o);
                 return;
             }
         }
-        self.add(shard, hash, o).record(stripe, o);
+        self.record(&self.add(shard, hash, o), o);
+    }
+
+    /// The series `o` belongs to, added if it is new.
+    pub(super) fn series_for(&self, o: &Observation<'_>) -> Arc<Series> {
+        let hash = series::hash(o);
+        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
+        if let Some(series) = find(&shard.list.load(), hash, o) {
+            return series.clone();
+        }
+        self.add(shard, hash, o)
+    }
+
+    /// Counts `o` into `series` (one of this registry's), in this thread's stripe.
+    pub(super) fn record(&self, series: &Series, o: &Observation<'_>) {
+        series.record(stripe_index() & (self.stripes - 1), o);
     }
 
     /// Adds the series for `o` (or finds the one another thread just added).

@@ -144,6 +144,110 @@ fn the_log_phase_counts_with_the_route_s_labels() {
     );
 }
 
+/// The series of a registry as (route, matched uri, consumer, node, code, workspace) and their
+/// request counts, sorted.
+fn counts(m: &Registry) -> Vec<(String, String, String, String, u16, String, u64)> {
+    let mut counts: Vec<_> = m
+        .series()
+        .iter()
+        .map(|s| {
+            let k = &s.key;
+            let node = k.node.map(|n| n.to_string()).unwrap_or_default();
+            let text = |s: &str| s.to_string();
+            (
+                text(&k.route),
+                text(&k.matched_uri),
+                text(&k.consumer),
+                node,
+                k.code,
+                text(&k.workspace),
+                s.count(),
+            )
+        })
+        .collect();
+    counts.sort();
+    counts
+}
+
+#[test]
+fn recent_label_sets_find_their_own_series() {
+    let f = Fixture::new();
+    let a = f.chain(json!({"prometheus": {}}), "ws/a/plugin_configs/t");
+    let b = f.chain(json!({"prometheus": {}}), "ws/b/plugin_configs/t");
+    let (a, b) = (a.entries()[0].plugin(), b.entries()[0].plugin());
+    let consumers = crate::testing::index(
+        &[json!({"username": "jack"}), json!({"username": "rose"})],
+        &[],
+    );
+    let consumer = |name: &str| consumers.consumer(name).cloned();
+    let mut ctx = ctx_for(get("/x"));
+    ctx.route_id = "r1".into();
+    ctx.matched = Some(super::MatchedRoute {
+        uri: "/x".into(),
+        host: "".into(),
+    });
+    let node = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 80));
+    ctx.log.upstream_addr = node("10.0.0.1");
+    let status = |ctx: &mut crate::Ctx, code: u16| {
+        ctx.response = Some(ResponseHead {
+            status: http::StatusCode::from_u16(code).unwrap(),
+            headers: Default::default(),
+        });
+    };
+    status(&mut ctx, 200);
+    // More label sets than the cache holds, each seen again after others.
+    for _ in 0..2 {
+        a.log(&ctx);
+        a.log(&ctx);
+        status(&mut ctx, 500);
+        a.log(&ctx);
+        ctx.log.upstream_addr = node("10.0.0.2");
+        a.log(&ctx);
+        ctx.consumer = consumer("jack");
+        a.log(&ctx);
+        ctx.consumer = consumer("rose");
+        a.log(&ctx);
+        // Another instance (workspace b), same labels otherwise.
+        b.log(&ctx);
+        // The same route id in another string; then another route.
+        ctx.route_id = "r1".into();
+        a.log(&ctx);
+        ctx.route_id = "r2".into();
+        a.log(&ctx);
+        ctx.matched = Some(super::MatchedRoute {
+            uri: "/y".into(),
+            host: "".into(),
+        });
+        a.log(&ctx);
+        // Back to the first label set.
+        ctx.route_id = "r1".into();
+        ctx.matched = Some(super::MatchedRoute {
+            uri: "/x".into(),
+            host: "".into(),
+        });
+        ctx.consumer = None;
+        ctx.log.upstream_addr = node("10.0.0.1");
+        status(&mut ctx, 200);
+    }
+    let s = |s: &str| s.to_string();
+    let row = |route, uri, consumer, node, code, ws, n| {
+        (s(route), s(uri), s(consumer), s(node), code, s(ws), n)
+    };
+    assert_eq!(
+        counts(&f.state.prometheus),
+        vec![
+            row("r1", "/x", "", "10.0.0.1", 200, "a", 4),
+            row("r1", "/x", "", "10.0.0.1", 500, "a", 2),
+            row("r1", "/x", "", "10.0.0.2", 500, "a", 2),
+            row("r1", "/x", "jack", "10.0.0.2", 500, "a", 2),
+            row("r1", "/x", "rose", "10.0.0.2", 500, "a", 4),
+            row("r1", "/x", "rose", "10.0.0.2", 500, "b", 2),
+            row("r2", "/x", "rose", "10.0.0.2", 500, "a", 2),
+            row("r2", "/y", "rose", "10.0.0.2", 500, "a", 2),
+        ]
+    );
+}
+
 #[test]
 fn metadata_refuses_structural_and_unknown_labels() {
     let registry = crate::registry();
