@@ -109,12 +109,13 @@ impl Gateway {
         let (parts, body, picked) = if entry.plugins.is_empty() {
             (parts, ClientBody::Stream(body), None)
         } else {
+            let path = path.into_owned();
             let mut ctx = Box::new(Ctx::routed(
                 parts.method.clone(),
-                parts.uri.clone(),
+                std::mem::take(&mut parts.uri),
                 std::mem::take(&mut parts.headers),
                 remote,
-                path.into_owned(),
+                path,
                 host,
             ));
             ctx.server_port = conn.local_port;
