@@ -62,6 +62,11 @@ impl FilteredBody {
         }
     }
 
+    /// The response head went out in `bytes` bytes (the `log` phase reads it).
+    pub(crate) fn head_written(&mut self, bytes: u64) {
+        self.ctx.log.response_head_bytes = bytes;
+    }
+
     fn filter(&mut self, mut chunk: Bytes, eof: bool) -> Bytes {
         if self.filters {
             self.entry

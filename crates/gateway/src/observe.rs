@@ -237,6 +237,13 @@ struct Ended {
 }
 
 impl ObservedBody {
+    /// The response head went out in `bytes` bytes (HTTP/1.x).
+    pub(crate) fn head_written(&mut self, bytes: u64) {
+        if let GatewayBody::Filtered(filtered) = &mut self.inner {
+            filtered.head_written(bytes);
+        }
+    }
+
     fn end(&mut self) {
         if let Some(e) = self.ended.take() {
             let Ended {

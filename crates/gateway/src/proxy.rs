@@ -615,8 +615,22 @@ fn finish(
         .header_filter_phase(&mut ctx, &mut head.status, &mut head.headers);
     let keeps_length =
         !filters || (had_length && head.headers.contains_key(header::CONTENT_LENGTH));
+    if ctx.version >= http::Version::HTTP_2 {
+        // HTTP/1.x counts the head as it writes it; HTTP/2's is reckoned as text.
+        ctx.log.response_head_bytes = head_text_length(head.status, &head.headers);
+    }
     let body = FilteredBody::new(body, ctx, entry, filters, keeps_length);
     Response::from_parts(head, GatewayBody::Filtered(Box::new(body)))
+}
+
+/// The length of a response head written as HTTP/1.1 text.
+fn head_text_length(status: StatusCode, headers: &http::HeaderMap) -> u64 {
+    let reason = status.canonical_reason().map_or(0, str::len);
+    let fields: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (15 + reason + fields + 2) as u64
 }
 
 /// `$request_length` as far as the head tells it: request line, headers, declared body.

@@ -627,3 +627,38 @@ async fn a_client_that_leaves_before_its_answer_is_counted_as_499() {
     );
     gate.open();
 }
+
+/// Egress bandwidth is `$bytes_sent`: the response head and body exactly as written.
+#[tokio::test]
+async fn prometheus_egress_counts_the_bytes_the_client_received() {
+    let fixed = Upstream::start("fixed", handlers::fixed(200, "hello egress")).await;
+    let gw = Harness::start(vec![
+        (
+            "ws/default/plugin_configs/m",
+            json!({"plugins": {"prometheus": {}}}),
+        ),
+        ("ws/default/routes/e", route("/e", &fixed.node(), Some("m"))),
+    ])
+    .await;
+    let at = exporter(&gw).await;
+    let mut received = 0;
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut conn,
+            b"GET /e HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut bytes = Vec::new();
+        conn.read_to_end(&mut bytes).await.unwrap();
+        assert!(bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(bytes.ends_with(b"\r\n\r\nhello egress"));
+        received += bytes.len();
+    }
+    let m = scrape_counted(&gw, at, 3.0).await;
+    assert_eq!(
+        m.sum("apisix_bandwidth", &[("type", "egress"), ("route", "e")]),
+        received as f64
+    );
+}

@@ -75,6 +75,7 @@ impl Entry {
         &self.plugin
     }
 
+    #[inline]
     fn runs(&self, ctx: &mut Ctx) -> bool {
         match &self.filter {
             None => true,
@@ -85,6 +86,7 @@ impl Entry {
     /// Whether the entry runs in `phase` of this request. An entry without work in the phase is
     /// skipped, except that its `_meta.filter` is still evaluated when this is the first phase it
     /// could run in (the filter reads the request as it is then).
+    #[inline]
     fn runs_in(&self, phase: Phases, ctx: &mut Ctx) -> bool {
         if self.phases.has(phase) {
             self.runs(ctx)
@@ -170,12 +172,14 @@ impl Chain {
     }
 
     /// Whether a plugin of the chain has work in `phase`.
+    #[inline]
     pub fn has(&self, phase: Phases) -> bool {
         self.phases.has(phase)
     }
 
     /// Whether running `phase` on this chain can do anything (a plugin has work in it, or a
     /// `_meta.filter` may be due).
+    #[inline]
     pub fn runs(&self, phase: Phases) -> bool {
         self.phases.has(phase) || self.filtered
     }

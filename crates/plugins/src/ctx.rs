@@ -75,6 +75,10 @@ pub struct LogInfo {
     pub upstream_status: Option<u16>,
     /// Time from the request head to the upstream's response head (`$upstream_response_time`).
     pub upstream_latency: Option<Duration>,
+    /// Bytes of the response's status line and headers as sent (`$bytes_sent` less the body):
+    /// counted by the gateway as it writes an HTTP/1.x head, reckoned from the headers for
+    /// HTTP/2; 0 until then.
+    pub response_head_bytes: u64,
 }
 
 impl Default for LogInfo {
@@ -87,6 +91,7 @@ impl Default for LogInfo {
             upstream_addr: None,
             upstream_status: None,
             upstream_latency: None,
+            response_head_bytes: 0,
         }
     }
 }
@@ -154,8 +159,6 @@ pub struct Ctx {
     pub mirror: Option<Mirror>,
     /// How the request went, for `log` (filled by the gateway).
     pub log: LogInfo,
-    /// Bytes of the response's status line and headers, noted by prometheus' `header_filter`.
-    pub(crate) response_head_bytes: u64,
     /// limit-count's quota headers, until the response head exists.
     pub(crate) quota: Option<crate::limit_count::QuotaNote>,
     /// The request target as received, kept when a plugin changes `uri`.
@@ -216,7 +219,6 @@ impl Ctx {
             upstream_pick: None,
             mirror: None,
             log: LogInfo::default(),
-            response_head_bytes: 0,
             quota: None,
             vars: Vec::new(),
             consumers: None,

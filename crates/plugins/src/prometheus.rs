@@ -290,20 +290,7 @@ impl Plugin for Prometheus {
     }
 
     fn phases(&self) -> Phases {
-        Phases::HEADER_FILTER.with(Phases::LOG)
-    }
-
-    fn header_filter(&self, ctx: &mut Ctx) {
-        if let Some(head) = &ctx.response {
-            // `HTTP/1.1 200 OK\r\n`, `name: value\r\n` each, and the blank line.
-            let reason = head.status.canonical_reason().map_or(0, str::len);
-            let headers: usize = head
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum();
-            ctx.response_head_bytes = (15 + reason + headers + 2) as u64;
-        }
+        Phases::LOG
     }
 
     fn log(&self, ctx: &Ctx) {
@@ -327,7 +314,7 @@ impl Plugin for Prometheus {
         } else {
             Source::Apisix
         };
-        let head = ctx.response_head_bytes;
+        let head = ctx.log.response_head_bytes;
         let observation = Observation {
             workspace: &self.workspace,
             route,

@@ -305,6 +305,7 @@ impl Conn {
         let (parts, body) = resp.into_parts();
         asked.keep_alive &= !shutdown.draining();
         let upgrade = upgrade.filter(|_| parts.status == StatusCode::SWITCHING_PROTOCOLS);
+        let before = self.out.len();
         let (framing, keep) = response::head(
             &mut self.out,
             &parts,
@@ -312,6 +313,8 @@ impl Conn {
             asked,
             Instant::now(),
         );
+        let mut body = body;
+        body.head_written((self.out.len() - before) as u64);
         let mut headers = parts.headers;
         headers.clear();
         self.headers = Some(headers);
