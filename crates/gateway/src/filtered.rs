@@ -62,6 +62,13 @@ impl FilteredBody {
         }
     }
 
+    /// Headers the plugins left for the writer of the response head.
+    pub(crate) fn take_late_headers(
+        &mut self,
+    ) -> Option<[(http::header::HeaderName, http::HeaderValue); 3]> {
+        self.ctx.take_late_headers()
+    }
+
     /// The response head went out in `bytes` bytes (the `log` phase reads it).
     pub(crate) fn head_written(&mut self, bytes: u64) {
         self.ctx.log.response_head_bytes = bytes;

@@ -237,6 +237,17 @@ struct Ended {
 }
 
 impl ObservedBody {
+    /// Headers the plugins left for the writer of the response head (see
+    /// `Ctx::take_late_headers`).
+    pub(crate) fn take_late_headers(
+        &mut self,
+    ) -> Option<[(http::header::HeaderName, HeaderValue); 3]> {
+        match &mut self.inner {
+            GatewayBody::Filtered(filtered) => filtered.take_late_headers(),
+            _ => None,
+        }
+    }
+
     /// The response head went out in `bytes` bytes (HTTP/1.x).
     pub(crate) fn head_written(&mut self, bytes: u64) {
         if let GatewayBody::Filtered(filtered) = &mut self.inner {

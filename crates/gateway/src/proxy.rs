@@ -121,6 +121,8 @@ impl Gateway {
             ctx.server_port = conn.local_port;
             ctx.scheme = conn.scheme;
             ctx.version = parts.version;
+            // HTTP/1.x heads are written by the gateway's own writer, which takes late headers.
+            ctx.late_headers = parts.version < http::Version::HTTP_2;
             ctx.log.request_length = request_length(&ctx);
             if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
                 ctx.matched = crate::trace::matched_route();

@@ -169,6 +169,54 @@ async fn limit_count_counts_per_template_and_answers_with_its_headers() {
     assert_eq!(gw.get("/l").await.status, 200);
 }
 
+/// The quota headers replace an upstream's own, written once; a `header_filter` plugin (here
+/// response-rewrite) sees them and may remove them, as APISIX sets them in `access`.
+#[tokio::test]
+async fn limit_count_quota_headers_replace_the_upstreams_and_reach_header_filters() {
+    let own = Upstream::raw(
+        "own-quota",
+        handlers::raw::respond(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-RateLimit-Limit: 99\r\n\
+              X-RateLimit-Remaining: 98\r\nX-Other: 1\r\n\r\nok",
+        ),
+    )
+    .await;
+    let limit = json!({"count": 5, "time_window": 60});
+    let gw = Harness::start(vec![
+        (
+            "ws/default/plugin_configs/l",
+            json!({"plugins": {"limit-count": limit}}),
+        ),
+        (
+            "ws/default/plugin_configs/lr",
+            json!({"plugins": {
+                "limit-count": limit,
+                "response-rewrite": {"headers": {"remove": ["X-RateLimit-Reset"]}}
+            }}),
+        ),
+        ("ws/default/routes/1", route("/l", &own.node(), Some("l"))),
+        ("ws/default/routes/2", route("/lr", &own.node(), Some("lr"))),
+    ])
+    .await;
+    let reply = common::net::raw(gw.addr, b"GET /l HTTP/1.1\r\nHost: h\r\n\r\n").await;
+    assert_eq!(reply.status, 200);
+    let lines: Vec<&str> = reply.head.lines().collect();
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert!(lines.contains(&"x-ratelimit-limit: 5"), "{lines:?}");
+    assert!(lines.contains(&"x-ratelimit-remaining: 4"), "{lines:?}");
+    assert_eq!(count("x-ratelimit-limit:"), 1, "{lines:?}");
+    assert_eq!(count("x-ratelimit-remaining:"), 1, "{lines:?}");
+    assert_eq!(count("x-ratelimit-reset:"), 1, "{lines:?}");
+    assert!(lines.contains(&"x-other: 1"), "{lines:?}");
+    assert_eq!(reply.body, b"ok");
+
+    let reply = gw.get("/lr").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-ratelimit-limit"), Some("5"));
+    assert_eq!(reply.header("x-ratelimit-remaining"), Some("4"));
+    assert_eq!(reply.header("x-ratelimit-reset"), None);
+}
+
 #[tokio::test]
 async fn global_rules_apply_to_their_own_workspace_only() {
     let up = Upstream::start("echo", handlers::echo()).await;

@@ -161,6 +161,10 @@ pub struct Ctx {
     pub log: LogInfo,
     /// limit-count's quota headers, until the response head exists.
     pub(crate) quota: Option<crate::limit_count::QuotaNote>,
+    /// Set by the gateway when it writes the response head itself (HTTP/1.x): headers noted
+    /// for the response that no `header_filter` plugin needs to see are left to it
+    /// ([`Ctx::take_late_headers`]) instead of going through the header map.
+    pub late_headers: bool,
     /// The request target as received, kept when a plugin changes `uri`.
     request_uri: Uri,
     vars: Vec<(String, String)>,
@@ -220,6 +224,7 @@ impl Ctx {
             mirror: None,
             log: LogInfo::default(),
             quota: None,
+            late_headers: false,
             vars: Vec::new(),
             consumers: None,
             global_chain: None,
@@ -238,6 +243,12 @@ impl Ctx {
         );
         ctx.version = req.version();
         ctx
+    }
+
+    /// The response headers left for the gateway to write with the response head (see
+    /// [`Ctx::late_headers`]): limit-count's quota headers, which replace any of the same name.
+    pub fn take_late_headers(&mut self) -> Option<[(HeaderName, HeaderValue); 3]> {
+        self.quota.take()?.headers()
     }
 
     /// The request target as the client sent it (`$real_request_uri`).

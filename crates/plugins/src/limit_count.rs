@@ -195,9 +195,14 @@ pub(crate) struct QuotaNote {
 impl QuotaNote {
     /// Sets the three headers in `headers`.
     pub(crate) fn write(self, headers: &mut http::HeaderMap) {
-        let Some(h) = self.answer.headers.get(self.rule) else {
-            return;
-        };
+        for (name, value) in self.headers().into_iter().flatten() {
+            headers.insert(name, value);
+        }
+    }
+
+    /// The three headers: limit, remaining, reset.
+    pub(crate) fn headers(self) -> Option<[(HeaderName, HeaderValue); 3]> {
+        let h = self.answer.headers.get(self.rule)?;
         let limit = match &h.fixed_limit {
             Some((n, value)) if *n == self.limit => value.clone(),
             _ => LAST_VALUES.with_borrow_mut(|last| last.limit.get(self.limit, HeaderValue::from)),
@@ -209,9 +214,11 @@ impl QuotaNote {
                 HeaderValue::from_str(&hundredths_text(h)).unwrap_or(HeaderValue::from_static("0"))
             })
         });
-        headers.insert(h.limit.clone(), limit);
-        headers.insert(h.remaining.clone(), HeaderValue::from(self.left));
-        headers.insert(h.reset.clone(), reset);
+        Some([
+            (h.limit.clone(), limit),
+            (h.remaining.clone(), HeaderValue::from(self.left)),
+            (h.reset.clone(), reset),
+        ])
     }
 }
 
@@ -243,14 +250,6 @@ struct LastValues {
 
 thread_local! {
     static LAST_VALUES: std::cell::RefCell<LastValues> = std::cell::RefCell::default();
-}
-
-/// Writes the quota headers noted for this request into the response head (any limit-count
-/// instance's `header_filter` does it: the note names its own headers).
-pub(crate) fn write_quota(ctx: &mut Ctx) {
-    if let (Some(note), Some(head)) = (ctx.quota.take(), ctx.response.as_mut()) {
-        note.write(&mut head.headers);
-    }
 }
 
 /// Where the windows are counted.
@@ -453,8 +452,10 @@ impl Answer {
     }
 
     /// Notes rule `rule`'s quota headers for the response (`core.response.set_header`). The
-    /// first note of a request waits in the context and is written by `header_filter` straight
-    /// into the response head; any further one goes with the other headers plugins set early.
+    /// first note of a request waits in the context: the `header_filter` phase writes it into
+    /// the response head before any plugin's `header_filter` runs, or, when none runs, the
+    /// gateway writes it as it writes the head ([`Ctx::take_late_headers`]); any further one
+    /// goes with the other headers plugins set early.
     fn set_headers(
         self: &Arc<Self>,
         ctx: &mut Ctx,
@@ -650,16 +651,12 @@ impl Plugin for LimitCount {
         NAME
     }
 
-    fn header_filter(&self, ctx: &mut Ctx) {
-        write_quota(ctx);
-    }
-
     fn priority(&self) -> i32 {
         1002
     }
 
     fn phases(&self) -> Phases {
-        Phases::ACCESS.with(Phases::HEADER_FILTER)
+        Phases::ACCESS
     }
 
     fn access(&self, ctx: &mut Ctx) -> Flow {

@@ -167,7 +167,15 @@ impl RoutePlugins {
             .route_chain
             .clone()
             .filter(|c| c.runs(Phases::HEADER_FILTER));
-        if !global && route.is_none() {
+        // Quota headers noted in `access` are there for every `header_filter`, as APISIX sets
+        // them; with none to run, the gateway may write them with the head.
+        let filters = global || route.is_some();
+        if filters || !ctx.late_headers {
+            if let Some(note) = ctx.quota.take() {
+                note.write(headers);
+            }
+        }
+        if !filters {
             ctx.response = Some(ResponseHead {
                 status: *status,
                 headers: HeaderMap::new(),

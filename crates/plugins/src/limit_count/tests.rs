@@ -34,7 +34,11 @@ fn hit(p: &Arc<dyn Plugin>, uri: &str) -> (u16, Ctx, Option<Reply>) {
 
 /// The response phase: headers plugins set early, then `header_filter`.
 pub(super) fn respond(p: &Arc<dyn Plugin>, ctx: &mut Ctx) {
-    let headers = std::mem::take(&mut ctx.response_headers);
+    let mut headers = std::mem::take(&mut ctx.response_headers);
+    // What the `header_filter` phase does first: the quota headers noted in `access`.
+    if let Some(note) = ctx.quota.take() {
+        note.write(&mut headers);
+    }
     ctx.response = Some(crate::ResponseHead {
         status: http::StatusCode::OK,
         headers,

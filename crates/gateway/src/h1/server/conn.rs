@@ -305,6 +305,8 @@ impl Conn {
         let (parts, body) = resp.into_parts();
         asked.keep_alive &= !shutdown.draining();
         let upgrade = upgrade.filter(|_| parts.status == StatusCode::SWITCHING_PROTOCOLS);
+        let mut body = body;
+        let late = body.take_late_headers();
         let before = self.out.len();
         let (framing, keep) = response::head(
             &mut self.out,
@@ -312,8 +314,8 @@ impl Conn {
             &body.size_hint(),
             asked,
             Instant::now(),
+            late.as_ref().map_or(&[][..], |l| &l[..]),
         );
-        let mut body = body;
         body.head_written((self.out.len() - before) as u64);
         let mut headers = parts.headers;
         headers.clear();

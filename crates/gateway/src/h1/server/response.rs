@@ -35,14 +35,18 @@ pub(crate) struct Asked {
     pub keep_alive: bool,
 }
 
-/// Writes the head of a response (`parts`, whose body is sized as `hint`) into `dst`. Returns the
-/// body's framing and whether the connection stays open after it.
+/// Headers written after those of the response's map, replacing any of the same name there.
+pub(crate) type Late = [(HeaderName, http::HeaderValue)];
+
+/// Writes the head of a response (`parts`, whose body is sized as `hint`, and `late` headers)
+/// into `dst`. Returns the body's framing and whether the connection stays open after it.
 pub(crate) fn head(
     dst: &mut Vec<u8>,
     parts: &http::response::Parts,
     hint: &SizeHint,
     asked: Asked,
     now: Instant,
+    late: &Late,
 ) -> (Framing, bool) {
     let status = parts.status;
     dst.reserve(128 + parts.headers.len() * 48);
@@ -68,7 +72,7 @@ pub(crate) fn head(
     let mut has_connection = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
-        if *name == header::TRANSFER_ENCODING {
+        if *name == header::TRANSFER_ENCODING || late.iter().any(|(n, _)| n == name) {
             continue;
         }
         if *name == header::CONTENT_LENGTH {
@@ -85,6 +89,9 @@ pub(crate) fn head(
         } else if *name == header::DATE {
             has_date = true;
         }
+        put(dst, name, value.as_bytes());
+    }
+    for (name, value) in late {
         put(dst, name, value.as_bytes());
     }
     let framing = if bodiless || asked.head_request {
@@ -172,7 +179,7 @@ mod tests {
     fn encode(resp: Response<()>, hint: SizeHint, asked: Asked) -> (String, Framing, bool) {
         let (parts, ()) = resp.into_parts();
         let mut dst = Vec::new();
-        let (framing, keep) = head(&mut dst, &parts, &hint, asked, Instant::now());
+        let (framing, keep) = head(&mut dst, &parts, &hint, asked, Instant::now(), &[]);
         let text = String::from_utf8(dst).unwrap();
         // The date is the only part that changes.
         let at = text.find("date: ").expect("a date header");
