@@ -39,8 +39,8 @@ pub fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
 pub fn push_ip(ip: IpAddr, out: &mut String) {
     let mut text = [0u8; 45];
     let len = write_ip(ip, &mut text);
-    // Digits, dots, colons and hex letters only.
-    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+    // Digits, dots, colons and hex letters only: ASCII, pushed without a UTF-8 check.
+    out.extend(text[..len].iter().map(|&b| char::from(b)));
 }
 
 #[cfg(test)]
@@ -57,6 +57,7 @@ mod tests {
             "::1",
             "2001:db8::8a2e:370:7334",
             "::ffff:192.0.2.1",
+            "::ffff:1.2.3.4",
             "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
             let ip: IpAddr = text.parse().unwrap();

@@ -594,7 +594,7 @@ thread_local! {
 /// without an intermediate string.
 fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
     if name == "remote_addr" && ctx.var_override(name).is_none() {
-        push_ip(ctx.remote.ip(), out);
+        crate::ip_text::push_ip(ctx.remote.ip(), out);
         return true;
     }
     match ctx.var(name) {
@@ -603,28 +603,6 @@ fn push_var(ctx: &Ctx, name: &str, out: &mut String) -> bool {
             true
         }
         None => false,
-    }
-}
-
-/// Appends `ip` as `$remote_addr` prints it; an IPv4 address digit by digit, straight into
-/// `out` (no buffer to check as UTF-8 again).
-fn push_ip(ip: std::net::IpAddr, out: &mut String) {
-    let std::net::IpAddr::V4(v4) = ip else {
-        crate::ip_text::push_ip(ip, out);
-        return;
-    };
-    out.reserve(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
     }
 }
 

@@ -328,23 +328,6 @@ fn reset_prints_as_lua_prints_floor_of_hundredths() {
 }
 
 #[test]
-fn remote_addr_keys_print_addresses_as_text() {
-    for text in [
-        "0.0.0.0",
-        "127.0.0.1",
-        "10.20.255.9",
-        "255.255.255.255",
-        "::1",
-        "::ffff:1.2.3.4",
-    ] {
-        let ip: std::net::IpAddr = text.parse().unwrap();
-        let mut out = String::from("k:");
-        push_ip(ip, &mut out);
-        assert_eq!(out, format!("k:{text}"));
-    }
-}
-
-#[test]
 fn quota_headers_across_a_window_reset() {
     // Counted straight into the store so that the window can end without waiting.
     let counters = Counters::default();
