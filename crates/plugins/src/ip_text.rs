@@ -1,29 +1,17 @@
 //! IP addresses as text without the formatting machinery: `$remote_addr` is written on every
 //! request by the forwarded headers and by rate-limit keys.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Writes `ip` as text into `out` (the longest IPv6 text fits); returns the length.
 pub fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
     match ip {
         IpAddr::V4(v4) => {
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    out[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    out[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                out[len] = b'0' + octet % 10;
+            ipv4_text(v4, |b| {
+                out[len] = b;
                 len += 1;
-            }
+            });
             len
         }
         IpAddr::V6(v6) => {
@@ -35,12 +23,37 @@ pub fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
     }
 }
 
-/// Appends `ip` as text to `out`.
+/// Appends `ip` as text to `out`; an IPv4 address digit by digit, straight into it.
 pub fn push_ip(ip: IpAddr, out: &mut String) {
-    let mut text = [0u8; 45];
-    let len = write_ip(ip, &mut text);
-    // Digits, dots, colons and hex letters only: ASCII, pushed without a UTF-8 check.
-    out.extend(text[..len].iter().map(|&b| char::from(b)));
+    match ip {
+        IpAddr::V4(v4) => {
+            out.reserve(15);
+            ipv4_text(v4, |b| out.push(char::from(b)));
+        }
+        IpAddr::V6(_) => {
+            let mut text = [0u8; 45];
+            let len = write_ip(ip, &mut text);
+            // Digits, colons, dots and hex letters only.
+            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+        }
+    }
+}
+
+/// The dotted-decimal text of `v4`, byte by byte.
+#[inline]
+fn ipv4_text(v4: Ipv4Addr, mut put: impl FnMut(u8)) {
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
 }
 
 #[cfg(test)]
