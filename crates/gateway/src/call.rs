@@ -107,7 +107,7 @@ impl Gateway {
             if tried.len() > upstream.retries {
                 return Err(exhausted(tries));
             }
-            let now = Instant::now();
+            let now = portico_clock::now();
             if !tried.is_empty() && retry_deadline.is_some_and(|d| now >= d) {
                 return Err(unreachable("retry_timeout exceeded", tries));
             }
@@ -134,7 +134,7 @@ impl Gateway {
                 Some(addr) => addr,
                 None => match Box::pin(resolve(&node.host, node.port)).await {
                     Some(addr) => {
-                        try_started = Instant::now();
+                        try_started = portico_clock::now();
                         addr
                     }
                     None => {
@@ -205,7 +205,7 @@ impl Gateway {
             match self.attempt(conn, req_body, &exchange).await {
                 Ok(answer) => {
                     let status = answer.status();
-                    let answered = Instant::now();
+                    let answered = portico_clock::now();
                     let rtt = answered.saturating_duration_since(try_started);
                     trace::answered(addr, status.as_u16(), try_started, host.as_deref());
                     upstream.balancer.on_response(idx, rtt, answered);
@@ -368,7 +368,7 @@ async fn hyper_exchange(
     body: Option<GatewayBody>,
     ex: &Exchange<'_>,
 ) -> Result<Answer, Failure> {
-    let since = Instant::now();
+    let since = portico_clock::now();
     let body = body.unwrap_or(GatewayBody::Empty);
     let req = ex
         .out

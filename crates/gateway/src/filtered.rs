@@ -65,7 +65,7 @@ impl FilteredBody {
     /// Headers the plugins left for the writer of the response head.
     pub(crate) fn take_late_headers(
         &mut self,
-    ) -> Option<[(http::header::HeaderName, http::HeaderValue); 3]> {
+    ) -> Option<portico_snapshot::runtime::limit_count::QuotaNote> {
         self.ctx.take_late_headers()
     }
 

@@ -322,11 +322,28 @@ pub fn host_port(host: &str) -> Option<&str> {
 
 /// `$host`: the `Host` value lower-cased and without port.
 pub fn host_without_port(host: &str) -> String {
-    let end = match host_port(host) {
-        Some(port) => host.len() - port.len() - 1,
-        None => host.len(),
+    // One pass (as `host_port`): the last `:` after any `]` of an IPv6 literal, and whether
+    // there is anything to lower-case.
+    let bytes = host.as_bytes();
+    let mut colon = None;
+    let mut upper = false;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b':' => colon = Some(i),
+            b']' => colon = None,
+            b'A'..=b'Z' => upper = true,
+            _ => {}
+        }
+    }
+    let end = match colon {
+        Some(i) if i + 1 < bytes.len() && bytes[i + 1..].iter().all(u8::is_ascii_digit) => i,
+        _ => bytes.len(),
     };
-    host[..end].to_ascii_lowercase()
+    let mut out = host[..end].to_string();
+    if upper {
+        out.make_ascii_lowercase();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -456,5 +473,33 @@ mod tests {
         assert_eq!(host_port("[::1]"), None);
         assert_eq!(host_without_port("A.Com:81"), "a.com");
         assert_eq!(host_without_port("[::1]:8"), "[::1]");
+        // The same cut as `host_port` makes, for every shape of host.
+        for host in [
+            "a.com",
+            "a.com:",
+            "a.com:8x",
+            "a.com:80",
+            "A.COM",
+            "[::1]",
+            "[::1]:",
+            "[::1]:443",
+            "[::1]x",
+            "::1",
+            "1.2.3.4:5",
+            ":",
+            "",
+            "a:b:80",
+            "a]:80",
+        ] {
+            let expected = match host_port(host) {
+                Some(port) => &host[..host.len() - port.len() - 1],
+                None => host,
+            };
+            assert_eq!(
+                host_without_port(host),
+                expected.to_ascii_lowercase(),
+                "{host}"
+            );
+        }
     }
 }

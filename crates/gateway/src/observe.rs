@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::access_log::AccessRecord;
 use crate::body::{BodyError, GatewayBody, Inbound};
@@ -49,8 +48,8 @@ pub(crate) async fn serve(
             gateway: &gateway,
         };
         let resp = guard.handling.as_mut().await;
-        let trace = guard.handling.as_mut().take_value();
-        (resp, guard.pending.take(), trace.map(|t| t.into_inner()))
+        let trace = guard.handling.take_trace();
+        (resp, guard.pending.take(), trace)
     };
     match pending {
         Some(pending) => pending.respond(gateway, resp, trace),
@@ -74,7 +73,7 @@ pub(crate) fn refused(
 
 /// Counts and logs a request whose handling was dropped before it had a response.
 struct Abandoned<'a, F: Future> {
-    handling: Pin<&'a mut TaskLocalFuture<trace::Scoped, F>>,
+    handling: Pin<&'a mut trace::Scope<'a, F>>,
     pending: Option<Pending>,
     gateway: &'a Gateway,
 }
@@ -82,7 +81,7 @@ struct Abandoned<'a, F: Future> {
 impl<F: Future> Drop for Abandoned<'_, F> {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            let trace = self.handling.as_mut().take_value().map(|t| t.into_inner());
+            let trace = self.handling.take_trace();
             pending.finish(self.gateway, trace, 499, 0);
         }
     }
@@ -108,7 +107,7 @@ struct Facts {
 
 impl Pending {
     fn begin<B>(gateway: &Gateway, req: &Request<B>, info: &ConnInfo, refused: bool) -> Self {
-        let start = Instant::now();
+        let start = portico_clock::now();
         gateway.metrics.request_begun();
         // A refused head's request is a stand-in: log the client and the status only.
         let mut facts = gateway.access_log.is_on().then(|| {
@@ -180,7 +179,7 @@ impl Pending {
     fn finish(self, gateway: &Gateway, trace: Option<Trace>, status: u16, sent: u64) {
         gateway.metrics.request_finished();
         let Some(f) = self.facts else { return };
-        let end = Instant::now();
+        let end = portico_clock::now();
         let mut trace = trace.unwrap_or_default();
         trace.close_tries(end);
         let total = end.saturating_duration_since(self.start);
@@ -241,7 +240,7 @@ impl ObservedBody {
     /// `Ctx::take_late_headers`).
     pub(crate) fn take_late_headers(
         &mut self,
-    ) -> Option<[(http::header::HeaderName, HeaderValue); 3]> {
+    ) -> Option<portico_snapshot::runtime::limit_count::QuotaNote> {
         match &mut self.inner {
             GatewayBody::Filtered(filtered) => filtered.take_late_headers(),
             _ => None,

@@ -192,7 +192,11 @@ impl Pool {
         }
         let io = connect(key, connect_timeout).await?;
         if !upgrade {
-            return Ok(Conn::H1(h1::Conn::new(io, key.clone(), Instant::now())));
+            return Ok(Conn::H1(h1::Conn::new(
+                io,
+                key.clone(),
+                portico_clock::now(),
+            )));
         }
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))

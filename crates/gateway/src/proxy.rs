@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use portico_expr::Vars as _;
-use portico_snapshot::runtime::{Ctx, Flow, Mirror, Phases, Reply, UpstreamPick};
+use portico_snapshot::runtime::{Ctx, Flow, MatchedRoute, Mirror, Phases, Reply, UpstreamPick};
 use portico_snapshot::{RouteEntry, RouteUpstream, ServerCert, Snapshot, Upstream};
 
 use bytes::Bytes;
@@ -74,6 +74,7 @@ impl Gateway {
             forward::client_ip(conn.remote.ip(), &parts.headers),
             conn.remote.port(),
         );
+        let mut matched = None;
         let (entry, hash_key) = {
             let vars = RequestVars {
                 parts: &parts,
@@ -91,8 +92,10 @@ impl Gateway {
                 vars: &vars,
             });
             let found = found.ok_or(ProxyError::NoRoute)?;
-            crate::trace::matched(&found);
             let entry: Arc<RouteEntry> = found.route.clone();
+            if entry.plugins.wants_matched_route() {
+                matched = Some(matched_route(&found));
+            }
             let key = match &entry.upstream {
                 RouteUpstream::Ready(up) => up.hash_key.as_ref().map(|k| {
                     k.resolve(|name| vars.var(name).map(|v| Cow::Owned(v.into_owned())))
@@ -124,9 +127,7 @@ impl Gateway {
             // HTTP/1.x heads are written by the gateway's own writer, which takes late headers.
             ctx.late_headers = parts.version < http::Version::HTTP_2;
             ctx.log.request_length = request_length(&ctx);
-            if portico_snapshot::runtime::prometheus::wanted(&entry.plugins) {
-                ctx.matched = crate::trace::matched_route();
-            }
+            ctx.matched = matched.take();
             let pending = pending.insert(Unanswered {
                 ctx: Some(ctx),
                 entry: entry.clone(),
@@ -141,7 +142,7 @@ impl Gateway {
         };
         // One call site for both kinds of route: the upstream call's large future is laid out
         // once in this one.
-        let started = pending.is_some().then(std::time::Instant::now);
+        let started = pending.is_some().then(portico_clock::now);
         let ctx = pending.as_mut().map(Unanswered::ctx);
         let remote = ctx.as_ref().map_or(remote, |c| c.remote);
         let result = self
@@ -167,7 +168,8 @@ impl Gateway {
         });
         if let (Some(_), Some(started)) = (ctx.log.upstream_addr, started) {
             ctx.log.upstream_status = Some(resp.status().as_u16());
-            ctx.log.upstream_latency = Some(started.elapsed());
+            ctx.log.upstream_latency =
+                Some(portico_clock::now().saturating_duration_since(started));
         }
         Ok(finish(entry, ctx, resp))
     }
@@ -213,7 +215,7 @@ impl Gateway {
             },
         };
         if let Some(mirror) = ctx.mirror.take() {
-            self.mirror(entry, mirror, &parts, ctx, &body, host_header.as_deref());
+            self.mirror(entry, *mirror, &parts, ctx, &body, host_header.as_deref());
         }
         Ok((parts, body, picked))
     }
@@ -633,6 +635,19 @@ fn head_text_length(status: StatusCode, headers: &http::HeaderMap) -> u64 {
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
     (15 + reason + fields + 2) as u64
+}
+
+/// The route's URI pattern and host that matched, as configured (`""` for a route without
+/// hosts).
+fn matched_route(found: &portico_router::Match<'_, Arc<RouteEntry>>) -> MatchedRoute {
+    let spec = &found.route.route.spec;
+    let host = found
+        .matched_host
+        .and_then(|h| spec.hosts.iter().find(|c| c.eq_ignore_ascii_case(h)));
+    MatchedRoute {
+        uri: found.matched_uri.to_string(),
+        host: host.cloned().unwrap_or_default(),
+    }
 }
 
 /// `$request_length` as far as the head tells it: request line, headers, declared body.

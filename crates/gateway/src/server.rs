@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +37,7 @@ const FIRST_READ: usize = 8 * 1024;
 /// What the connections of one listener share.
 struct Shared {
     gateway: Arc<Gateway>,
-    h2: http2::Builder<TokioExecutor>,
+    h2: http2::Builder<PerPollExecutor>,
     /// hyper's HTTP/2 connections, drained on shutdown.
     graceful: GracefulShutdown,
     local_port: u16,
@@ -74,13 +74,17 @@ pub async fn serve(
                 let shared = shared.clone();
                 let stop = draining.register();
                 tokio::spawn(async move {
-                    let _open = OpenConnection::new(shared.gateway.clone());
-                    let since = Instant::now();
-                    if tls {
-                        serve_tls(&shared, stream, remote, since, stop).await;
-                    } else {
-                        serve_plain(&shared, stream, remote, since, stop).await;
-                    }
+                    let task = std::pin::pin!(async move {
+                        let _open = OpenConnection::new(shared.gateway.clone());
+                        let since = portico_clock::now();
+                        if tls {
+                            serve_tls(&shared, stream, remote, since, stop).await;
+                        } else {
+                            serve_plain(&shared, stream, remote, since, stop).await;
+                        }
+                    });
+                    // One clock reading per poll for everything a request does in it.
+                    portico_clock::per_poll(task).await
                 });
             }
             _ = &mut shutdown => break,
@@ -114,9 +118,26 @@ impl Drop for OpenConnection {
     }
 }
 
-fn h2_builder(gateway: &Gateway) -> http2::Builder<TokioExecutor> {
+/// Spawns the tasks of HTTP/2 streams with one clock reading per poll, as connection tasks.
+#[derive(Clone, Copy)]
+struct PerPollExecutor;
+
+impl<F> hyper::rt::Executor<F> for PerPollExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(async move {
+            let fut = std::pin::pin!(fut);
+            portico_clock::per_poll(fut).await
+        });
+    }
+}
+
+fn h2_builder(gateway: &Gateway) -> http2::Builder<PerPollExecutor> {
     let limits = gateway.limits();
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+    let mut builder = http2::Builder::new(PerPollExecutor);
     builder
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))

@@ -2,36 +2,31 @@
 //! consumer, every upstream try — kept where the access log and the request counters read it
 //! once the response has ended.
 //!
-//! The trace is a task-local ([`scope`]) so that the places that learn these facts (routing in
-//! `proxy.rs`, the retry loop in `call.rs`) note them with one call and no extra parameters.
-//! Outside a scope (a `Gateway::handle` called directly) every note is a no-op.
+//! The trace is in scope while its request's future is polled ([`scope`]: the thread holds it
+//! during each poll, as a task-local) so that the places that learn these facts (the retry loop
+//! in `call.rs`) note them with one call and no extra parameters. Only the access log reads a
+//! trace: with the log off there is none, and every note is a no-op, as it is outside a scope
+//! (a `Gateway::handle` called directly).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use portico_model::types::Scheme;
-use portico_router::Match;
 use portico_snapshot::runtime::Consumer;
-use portico_snapshot::{CompiledRoute, RouteEntry};
-use tokio::task::futures::TaskLocalFuture;
 
-tokio::task_local! {
-    /// Boxed: the scope swaps its value in and out of the thread at every poll.
-    static TRACE: Box<RefCell<Trace>>;
+thread_local! {
+    /// The trace of the request being polled on this thread.
+    static CURRENT: RefCell<Option<Box<Trace>>> = const { RefCell::new(None) };
 }
 
 /// Facts about one request that only the proxy knows.
 #[derive(Debug, Default)]
 pub(crate) struct Trace {
-    /// Whether the access log wants the upstream request's host and URI (they cost a copy).
-    pub wants_target: bool,
-    /// The matched route, with the positions of the URI and host that matched in its spec.
-    pub route: Option<Arc<CompiledRoute>>,
-    pub matched_uri: Option<u16>,
-    pub matched_host: Option<u16>,
     /// The consumer the auth plugins attached.
     pub consumer: Option<Arc<Consumer>>,
     /// Every try, in order (nginx's `$upstream_addr`, `$upstream_status`, ...).
@@ -63,21 +58,6 @@ pub(crate) enum TryAddr {
 }
 
 impl Trace {
-    /// The route's matched URI pattern and host as configured (`""` when none).
-    pub fn matched(&self) -> (&str, &str) {
-        let Some(route) = &self.route else {
-            return ("", "");
-        };
-        fn pick(list: &[String], at: Option<u16>) -> &str {
-            at.and_then(|i| list.get(usize::from(i)))
-                .map_or("", String::as_str)
-        }
-        (
-            pick(&route.spec.uris, self.matched_uri),
-            pick(&route.spec.hosts, self.matched_host),
-        )
-    }
-
     /// Ends the answering try at `end`, and returns the time spent in all tries.
     pub fn close_tries(&mut self, end: Instant) -> Option<Duration> {
         let mut total = None::<Duration>;
@@ -91,61 +71,69 @@ impl Trace {
     }
 }
 
-/// Runs `fut` with a fresh trace; take it back with `TaskLocalFuture::take_value`.
-pub(crate) fn scope<F: Future>(wants_target: bool, fut: F) -> TaskLocalFuture<Scoped, F> {
-    let trace = Trace {
-        wants_target,
-        ..Trace::default()
-    };
-    TRACE.scope(Box::new(RefCell::new(trace)), fut)
+/// Runs `fut` with a fresh trace when `on` (the access log is on), else without one; take it
+/// back with [`Scope::take_trace`].
+pub(crate) fn scope<F: Future>(on: bool, fut: Pin<&mut F>) -> Scope<'_, F> {
+    Scope {
+        trace: on.then(Box::default),
+        fut,
+    }
 }
 
-/// What a trace scope holds.
-pub(crate) type Scoped = Box<RefCell<Trace>>;
+/// The future of [`scope`].
+pub(crate) struct Scope<'a, F> {
+    /// The trace, while no poll holds it.
+    trace: Option<Box<Trace>>,
+    fut: Pin<&'a mut F>,
+}
+
+impl<F> Scope<'_, F> {
+    /// The trace, once the future has been polled for the last time.
+    pub(crate) fn take_trace(&mut self) -> Option<Trace> {
+        self.trace.take().map(|t| *t)
+    }
+}
+
+impl<F: Future> Future for Scope<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let Some(trace) = this.trace.take() else {
+            return this.fut.as_mut().poll(cx);
+        };
+        let outer = CURRENT.with_borrow_mut(|c| c.replace(trace));
+        // Takes the trace back after the poll, also when it panics.
+        let back = Back {
+            slot: &mut this.trace,
+            outer,
+        };
+        let out = this.fut.as_mut().poll(cx);
+        drop(back);
+        out
+    }
+}
+
+/// Puts a scope's trace back into its future and the enclosing one into the thread.
+struct Back<'a> {
+    slot: &'a mut Option<Box<Trace>>,
+    outer: Option<Box<Trace>>,
+}
+
+impl Drop for Back<'_> {
+    fn drop(&mut self) {
+        *self.slot = CURRENT.with_borrow_mut(|c| std::mem::replace(c, self.outer.take()));
+    }
+}
 
 fn with(f: impl FnOnce(&mut Trace)) {
-    let _ = TRACE.try_with(|t| {
-        if let Ok(mut t) = t.try_borrow_mut() {
-            f(&mut t);
+    CURRENT.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if let Some(t) = c.as_mut() {
+                f(t);
+            }
         }
     });
-}
-
-/// Notes the route a request matched (called once the router answered).
-pub(crate) fn matched(found: &Match<'_, Arc<RouteEntry>>) {
-    with(|t| {
-        let route = &found.route.route;
-        let spec = &route.spec;
-        t.matched_uri = spec
-            .uris
-            .iter()
-            .position(|u| u == found.matched_uri)
-            .and_then(|i| u16::try_from(i).ok());
-        t.matched_host = found.matched_host.and_then(|h| {
-            spec.hosts
-                .iter()
-                .position(|c| c.eq_ignore_ascii_case(h))
-                .and_then(|i| u16::try_from(i).ok())
-        });
-        t.route = Some(route.clone());
-    });
-}
-
-/// The matched route's URI pattern and host as configured, for the plugins' context
-/// (prometheus' `matched_uri` and `matched_host`); `None` outside a trace scope.
-pub(crate) fn matched_route() -> Option<portico_snapshot::runtime::prometheus::MatchedRoute> {
-    TRACE
-        .try_with(|t| {
-            let t = t.try_borrow().ok()?;
-            t.route.as_ref()?;
-            let (uri, host) = t.matched();
-            Some(portico_snapshot::runtime::prometheus::MatchedRoute {
-                uri: uri.to_string(),
-                host: host.to_string(),
-            })
-        })
-        .ok()
-        .flatten()
 }
 
 /// Notes the consumer the access phase attached, if any.
@@ -165,9 +153,7 @@ pub(crate) fn upstream(scheme: Scheme, path_and_query: &str) {
             Scheme::Grpcs => "grpcs",
             _ => "http",
         });
-        if t.wants_target {
-            t.upstream_uri = Some(path_and_query.to_string());
-        }
+        t.upstream_uri = Some(path_and_query.to_string());
     });
 }
 
@@ -178,7 +164,7 @@ pub(crate) fn failed(addr: TryAddr, status: u16, started: Instant) {
             addr,
             status,
             started,
-            took: Some(started.elapsed()),
+            took: Some(portico_clock::now().saturating_duration_since(started)),
         });
     });
 }
@@ -192,8 +178,6 @@ pub(crate) fn answered(addr: SocketAddr, status: u16, started: Instant, host: Op
             started,
             took: None,
         });
-        if t.wants_target {
-            t.upstream_host = host.map(str::to_string);
-        }
+        t.upstream_host = host.map(str::to_string);
     });
 }

@@ -18,7 +18,7 @@ use portico_expr::Expr;
 
 use crate::consumer::{Consumer, GroupLink};
 use crate::ctx::Ctx;
-use crate::runtime::{Flow, Phases, Plugin};
+use crate::runtime::{Flow, Phases, Plugin, PHASE_COUNT};
 
 /// Merged chains kept per route chain before the cache is cleared (bounds memory when many
 /// consumers, or many consumer revisions, go through one template).
@@ -129,6 +129,11 @@ pub struct Chain {
     phases: Phases,
     /// An entry has a `_meta.filter` (evaluated in the first phase the entry could run in).
     filtered: bool,
+    /// Per phase (by the bit's position in [`Phases`]), the positions of the entries to visit
+    /// in it: those with work in it, and those with a `_meta.filter`.
+    visits: [Box<[u16]>; PHASE_COUNT],
+    /// A plugin reads the matched route's URI pattern and host ([`Ctx::matched`]).
+    wants_matched_route: bool,
     merged: RwLock<HashMap<MergeKey, Arc<Chain>>>,
 }
 
@@ -136,11 +141,20 @@ impl Chain {
     /// A chain of `entries`, sorted into run order.
     pub fn new(mut entries: Vec<Entry>) -> Chain {
         entries.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name().cmp(b.name())));
+        let visits = std::array::from_fn(|bit| {
+            let phase = Phases::from_bit(bit);
+            (0..entries.len())
+                .filter(|&i| entries[i].phases.has(phase) || entries[i].filter.is_some())
+                .filter_map(|i| u16::try_from(i).ok())
+                .collect()
+        });
         Chain {
             phases: entries
                 .iter()
                 .fold(Phases::NONE, |all, e| all.with(e.phases)),
             filtered: entries.iter().any(|e| e.filter.is_some()),
+            visits,
+            wants_matched_route: entries.iter().any(|e| e.plugin.wants_matched_route()),
             entries,
             merged: RwLock::default(),
         }
@@ -149,6 +163,19 @@ impl Chain {
     /// A chain without plugins.
     pub fn empty() -> Chain {
         Chain::default()
+    }
+
+    /// The entries to visit in `phase` (one phase), in run order.
+    #[inline]
+    fn visiting(&self, phase: Phases) -> impl Iterator<Item = &Entry> {
+        self.visits[phase.bit()]
+            .iter()
+            .filter_map(|&i| self.entries.get(usize::from(i)))
+    }
+
+    /// Whether a plugin of the chain reads the matched route's URI pattern and host.
+    pub fn wants_matched_route(&self) -> bool {
+        self.wants_matched_route
     }
 
     /// The entries in run order.
@@ -187,7 +214,7 @@ impl Chain {
     /// Runs `rewrite` of every entry; with `consumer_pass`, only of the non-auth entries the
     /// consumer merge added (APISIX's `rewrite_in_consumer`). Never returns [`Flow::Wait`].
     pub async fn rewrite(&self, ctx: &mut Ctx, consumer_pass: bool) -> Flow {
-        for e in &self.entries {
+        for e in self.visiting(Phases::REWRITE) {
             if consumer_pass && (!e.from_consumer || e.plugin.is_auth()) {
                 continue;
             }
@@ -206,7 +233,7 @@ impl Chain {
 
     /// Runs `access` of every entry until one answers. Never returns [`Flow::Wait`].
     pub async fn access(&self, ctx: &mut Ctx) -> Flow {
-        for e in &self.entries {
+        for e in self.visiting(Phases::ACCESS) {
             if e.runs_in(Phases::ACCESS, ctx) {
                 let flow = match e.plugin.access(ctx) {
                     flow @ Flow::Wait(_) => settle(ctx, flow).await,
@@ -222,7 +249,7 @@ impl Chain {
 
     /// Runs `header_filter` of every entry.
     pub fn header_filter(&self, ctx: &mut Ctx) {
-        for e in &self.entries {
+        for e in self.visiting(Phases::HEADER_FILTER) {
             if e.runs_in(Phases::HEADER_FILTER, ctx) {
                 e.plugin.header_filter(ctx);
             }
@@ -231,7 +258,7 @@ impl Chain {
 
     /// Runs `body_filter` of every entry on one chunk of the response body.
     pub fn body_filter(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
-        for e in &self.entries {
+        for e in self.visiting(Phases::BODY_FILTER) {
             if e.runs_in(Phases::BODY_FILTER, ctx) {
                 e.plugin.body_filter(ctx, chunk, eof);
             }
@@ -245,7 +272,7 @@ impl Chain {
 
     /// Runs `log` of every entry whose filter passed.
     pub fn log(&self, ctx: &mut Ctx) {
-        for e in &self.entries {
+        for e in self.visiting(Phases::LOG) {
             if e.runs_in(Phases::LOG, ctx) {
                 e.plugin.log(ctx);
             }

@@ -61,9 +61,8 @@ pub struct Mirror {
 /// How the request went, filled in by the gateway for the `log` phase (APISIX's log variables).
 #[derive(Debug, Clone)]
 pub struct LogInfo {
-    /// When the request head arrived (`start_time`).
-    pub start_time: SystemTime,
-    /// The same moment, monotonic.
+    /// When the request head arrived (read with [`portico_clock::now`]); see
+    /// [`LogInfo::start_time`] for the wall-clock time.
     pub started: Instant,
     /// Bytes of the request head and declared body (`$request_length`).
     pub request_length: u64,
@@ -81,11 +80,17 @@ pub struct LogInfo {
     pub response_head_bytes: u64,
 }
 
+impl LogInfo {
+    /// When the request head arrived, as wall-clock time (`start_time`).
+    pub fn start_time(&self) -> SystemTime {
+        portico_clock::system_time(self.started)
+    }
+}
+
 impl Default for LogInfo {
     fn default() -> LogInfo {
         LogInfo {
-            start_time: SystemTime::now(),
-            started: Instant::now(),
+            started: portico_clock::now(),
             request_length: 0,
             body_bytes_sent: 0,
             upstream_addr: None,
@@ -155,8 +160,9 @@ pub struct Ctx {
     pub request_body: Option<Bytes>,
     /// The upstream a plugin chose instead of the route's (traffic-split).
     pub upstream_pick: Option<UpstreamPick>,
-    /// Where a copy of the request goes (proxy-mirror).
-    pub mirror: Option<Mirror>,
+    /// Where a copy of the request goes (proxy-mirror; boxed: rare, and the context stays
+    /// within the allocator's small size classes).
+    pub mirror: Option<Box<Mirror>>,
     /// How the request went, for `log` (filled by the gateway).
     pub log: LogInfo,
     /// limit-count's quota headers, until the response head exists.
@@ -247,8 +253,8 @@ impl Ctx {
 
     /// The response headers left for the gateway to write with the response head (see
     /// [`Ctx::late_headers`]): limit-count's quota headers, which replace any of the same name.
-    pub fn take_late_headers(&mut self) -> Option<[(HeaderName, HeaderValue); 3]> {
-        self.quota.take()?.headers()
+    pub fn take_late_headers(&mut self) -> Option<crate::limit_count::QuotaNote> {
+        self.quota.take()
     }
 
     /// The request target as the client sent it (`$real_request_uri`).

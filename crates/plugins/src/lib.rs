@@ -66,7 +66,7 @@ pub use chain::{Chain, Entry};
 pub use compile::{Compiler, Conf};
 pub use consumer::{AuthMatch, Consumer, ConsumerGroup, ConsumerIndex, GroupLink};
 pub use counters::{Count, Counters};
-pub use ctx::{Ctx, LogInfo, Mirror, ResponseHead, UpstreamPick};
+pub use ctx::{Ctx, LogInfo, MatchedRoute, Mirror, ResponseHead, UpstreamPick};
 pub use reply::Reply;
 pub use route::RoutePlugins;
 pub use runtime::{

@@ -22,7 +22,7 @@
 //! Not checked here: `group conf mismatched` (all configurations of one `group` must be equal).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 
@@ -184,7 +184,7 @@ struct Rule {
 
 /// Quota headers to send: written into the response head when it exists.
 #[derive(Debug)]
-pub(crate) struct QuotaNote {
+pub struct QuotaNote {
     answer: Arc<Answer>,
     rule: usize,
     limit: u64,
@@ -195,61 +195,105 @@ pub(crate) struct QuotaNote {
 impl QuotaNote {
     /// Sets the three headers in `headers`.
     pub(crate) fn write(self, headers: &mut http::HeaderMap) {
-        for (name, value) in self.headers().into_iter().flatten() {
+        let fixed = self
+            .names()
+            .and_then(|h| h.fixed_limit.as_ref())
+            .filter(|(n, _)| *n == self.limit);
+        let mut values = [None, None, None];
+        let mut i = 0;
+        self.each(|name, text| {
+            let value = match (i, fixed) {
+                (0, Some((_, value))) => value.clone(),
+                // Digits and a dot only.
+                _ => HeaderValue::from_bytes(text).unwrap_or(HeaderValue::from_static("0")),
+            };
+            values[i] = Some((name.clone(), value));
+            i += 1;
+        });
+        for (name, value) in values.into_iter().flatten() {
             headers.insert(name, value);
         }
     }
 
-    /// The three headers: limit, remaining, reset.
-    pub(crate) fn headers(self) -> Option<[(HeaderName, HeaderValue); 3]> {
-        let h = self.answer.headers.get(self.rule)?;
-        let limit = match &h.fixed_limit {
-            Some((n, value)) if *n == self.limit => value.clone(),
-            _ => LAST_VALUES.with_borrow_mut(|last| last.limit.get(self.limit, HeaderValue::from)),
+    fn names(&self) -> Option<&QuotaHeaders> {
+        self.answer.headers.get(self.rule)
+    }
+
+    /// Whether `name` is one of the three headers.
+    pub fn has(&self, name: &HeaderName) -> bool {
+        self.names()
+            .is_some_and(|h| h.limit == name || h.remaining == name || h.reset == name)
+    }
+
+    /// Hands each of the three headers to `put` as name and text: limit, remaining, reset.
+    pub fn each(&self, mut put: impl FnMut(&HeaderName, &[u8])) {
+        let Some(h) = self.names() else {
+            return;
         };
-        let hundredths = reset_hundredths(self.reset);
-        let reset = LAST_VALUES.with_borrow_mut(|last| {
-            last.reset.get(hundredths, |h| {
-                // Digits and a dot only.
-                HeaderValue::from_str(&hundredths_text(h)).unwrap_or(HeaderValue::from_static("0"))
-            })
-        });
-        Some([
-            (h.limit.clone(), limit),
-            (h.remaining.clone(), HeaderValue::from(self.left)),
-            (h.reset.clone(), reset),
-        ])
+        let mut digits = Digits::default();
+        put(&h.limit, digits.number(self.limit));
+        put(&h.remaining, digits.number(self.left));
+        put(&h.reset, digits.hundredths(reset_hundredths(self.reset)));
     }
 }
 
-/// The header value last made for a number: the same number again takes a shared copy.
-#[derive(Default)]
-struct LastValue(Option<(u64, HeaderValue)>);
+/// `00` to `99`.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i * 2] = b'0' + (i / 10) as u8;
+        pairs[i * 2 + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
 
-impl LastValue {
-    fn get(&mut self, n: u64, make: impl FnOnce(u64) -> HeaderValue) -> HeaderValue {
-        match &self.0 {
-            Some((last, value)) if *last == n => value.clone(),
-            _ => {
-                let value = make(n);
-                // Cloned once here so that later clones share it.
-                self.0 = Some((n, value.clone()));
-                value
+/// Room for a number's text: a `u64`, or hundredths of a second as seconds with a fraction.
+#[derive(Default)]
+struct Digits {
+    buf: [u8; 24],
+}
+
+impl Digits {
+    /// `n` in decimal, two digits at a time.
+    fn number(&mut self, mut n: u64) -> &[u8] {
+        let mut at = self.buf.len();
+        while n >= 100 {
+            let pair = usize::try_from(n % 100).unwrap_or(0) * 2;
+            n /= 100;
+            at -= 2;
+            self.buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = usize::try_from(n).unwrap_or(0) * 2;
+            at -= 2;
+            self.buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            at -= 1;
+            self.buf[at] = b'0' + n as u8;
+        }
+        &self.buf[at..]
+    }
+
+    /// Hundredths of a second as Lua prints their quotient by 100: `59.87`, `59.8`, `59`.
+    fn hundredths(&mut self, hundredths: u64) -> &[u8] {
+        let (secs, frac) = (hundredths / 100, hundredths % 100);
+        let mut end = self.number(secs).len();
+        // The seconds end the buffer: move them to its start to make room for the fraction.
+        let len = self.buf.len();
+        self.buf.copy_within(len - end.., 0);
+        if frac != 0 {
+            self.buf[end] = b'.';
+            self.buf[end + 1] = b'0' + (frac / 10) as u8;
+            end += 2;
+            if frac % 10 != 0 {
+                self.buf[end] = b'0' + (frac % 10) as u8;
+                end += 1;
             }
         }
+        &self.buf[..end]
     }
-}
-
-#[derive(Default)]
-struct LastValues {
-    /// The quota of a rule whose `count` is a `$var`: usually the same from request to request.
-    limit: LastValue,
-    /// The reset time, in hundredths of a second: the same for the requests of 10 ms.
-    reset: LastValue,
-}
-
-thread_local! {
-    static LAST_VALUES: std::cell::RefCell<LastValues> = std::cell::RefCell::default();
 }
 
 /// Where the windows are counted.
@@ -406,26 +450,12 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
 /// integer formatting rather than float formatting on every request.
 #[cfg(test)]
 fn reset_text(reset: Duration) -> String {
-    hundredths_text(reset_hundredths(reset))
+    String::from_utf8_lossy(Digits::default().hundredths(reset_hundredths(reset))).into_owned()
 }
 
 /// `math.floor(reset * 100)`, with Lua's float arithmetic.
 fn reset_hundredths(reset: Duration) -> u64 {
     (reset.as_secs_f64() * 100.0).floor() as u64
-}
-
-/// Hundredths of a second as Lua prints their quotient by 100: `59.87`, `59.8`, `59`.
-fn hundredths_text(hundredths: u64) -> String {
-    let (secs, frac) = (hundredths / 100, hundredths % 100);
-    let mut text = secs.to_string();
-    if frac != 0 {
-        text.push('.');
-        text.push(char::from(b'0' + (frac / 10) as u8));
-        if frac % 10 != 0 {
-            text.push(char::from(b'0' + (frac % 10) as u8));
-        }
-    }
-    text
 }
 
 impl Answer {
@@ -563,7 +593,7 @@ impl LimitCount {
             let window = Duration::from_secs(window);
             Ok((
                 limit,
-                counters.incoming(key, limit, window, 1, Instant::now()),
+                counters.incoming(key, limit, window, 1, portico_clock::now()),
             ))
         });
         match counted {
@@ -649,7 +679,7 @@ impl Plugin for LimitCount {
             Store::Local(counters) => {
                 for (i, key, limit, window) in rules {
                     let window = Duration::from_secs(window);
-                    let count = counters.incoming(&key, limit, window, 1, Instant::now());
+                    let count = counters.incoming(&key, limit, window, 1, portico_clock::now());
                     if let Some(flow) = self.answer.counted(ctx, i, limit, count) {
                         return flow;
                     }

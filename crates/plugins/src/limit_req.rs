@@ -321,7 +321,7 @@ impl Plugin for LimitReq {
         let key = format!("{}:{}", self.prefix, self.key.value(ctx));
         match &self.store {
             Store::Local(buckets) => {
-                let delay = buckets.incoming(&key, self.rate, self.burst, Instant::now());
+                let delay = buckets.incoming(&key, self.rate, self.burst, portico_clock::now());
                 self.answer.decided(delay)
             }
             Store::Redis(redis) => {

@@ -400,12 +400,15 @@ impl LogOptions {
                 response.insert("body".into(), json!(body));
             }
         }
-        let latency = ctx.log.started.elapsed().as_secs_f64() * 1000.0;
+        let latency = portico_clock::now()
+            .saturating_duration_since(ctx.log.started)
+            .as_secs_f64()
+            * 1000.0;
         let upstream_latency = ctx.log.upstream_latency.map(|d| d.as_millis() as u64);
         let apisix_latency = (latency - upstream_latency.unwrap_or(0) as f64).max(0.0);
         let start_ms = ctx
             .log
-            .start_time
+            .start_time()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
 

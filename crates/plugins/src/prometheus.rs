@@ -266,13 +266,6 @@ pub fn build(conf: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn Plugin>, String
     }))
 }
 
-/// Whether the route's template or global rules have prometheus: the gateway then notes the
-/// [`MatchedRoute`] (its two strings are only worth copying for this plugin).
-pub fn wanted(plugins: &crate::RoutePlugins) -> bool {
-    let has = |c: &crate::Chain| c.entries().iter().any(|e| e.name() == NAME);
-    has(&plugins.global) || plugins.route.as_ref().is_ok_and(|c| has(c))
-}
-
 /// Whether the request's route chain (template, merged with the consumer's) has prometheus.
 fn route_has_prometheus(ctx: &Ctx) -> bool {
     ctx.route_chain
@@ -291,6 +284,10 @@ impl Plugin for Prometheus {
 
     fn phases(&self) -> Phases {
         Phases::LOG
+    }
+
+    fn wants_matched_route(&self) -> bool {
+        true
     }
 
     fn log(&self, ctx: &Ctx) {
@@ -325,7 +322,7 @@ impl Plugin for Prometheus {
             status,
             source,
             masks: self.masks,
-            total: ctx.log.started.elapsed(),
+            total: portico_clock::now().saturating_duration_since(ctx.log.started),
             upstream: ctx.log.upstream_latency,
             ingress: ctx.log.request_length,
             egress: head + ctx.log.body_bytes_sent,

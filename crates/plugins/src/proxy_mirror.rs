@@ -151,10 +151,10 @@ impl Plugin for ProxyMirror {
         if self.sample_ratio < 1.0 && crate::random::unit() >= self.sample_ratio {
             return Flow::Continue;
         }
-        ctx.mirror = Some(Mirror {
+        ctx.mirror = Some(Box::new(Mirror {
             upstream: self.upstream.clone(),
             path_and_query: self.target(ctx),
-        });
+        }));
         Flow::Continue
     }
 }

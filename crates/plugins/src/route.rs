@@ -61,6 +61,13 @@ impl RoutePlugins {
         self.global.is_empty() && self.route.as_ref().is_ok_and(|c| c.is_empty())
     }
 
+    /// Whether a global rule or the route's template has a plugin that reads the matched
+    /// route's URI pattern and host ([`Ctx::matched`]): the gateway copies them only then.
+    pub fn wants_matched_route(&self) -> bool {
+        self.global.wants_matched_route()
+            || self.route.as_ref().is_ok_and(|c| c.wants_matched_route())
+    }
+
     /// Runs `rewrite` and `access` of the global rules and the route (merging the consumer's
     /// plugins in once an auth plugin attached one). [`Flow::Respond`] carries the answer to
     /// send instead of proxying; run [`RoutePlugins::header_filter_phase`] on it too.

@@ -166,7 +166,16 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     fn phases(&self) -> Phases {
         Phases::ALL
     }
+
+    /// Whether this plugin reads the matched route's URI pattern and host ([`Ctx::matched`]);
+    /// the gateway then copies them into the context. Default: no.
+    fn wants_matched_route(&self) -> bool {
+        false
+    }
 }
+
+/// How many phases a [`Phases`] set can hold.
+pub(crate) const PHASE_COUNT: usize = 5;
 
 /// A set of plugin phases (see [`Plugin::phases`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -187,6 +196,16 @@ impl Phases {
     pub const LOG: Phases = Phases(1 << 4);
     /// Every phase.
     pub const ALL: Phases = Phases(0b1_1111);
+
+    /// The single phase at bit position `bit` (below [`PHASE_COUNT`]).
+    pub(crate) const fn from_bit(bit: usize) -> Phases {
+        Phases(1 << bit)
+    }
+
+    /// The bit position of a single phase.
+    pub(crate) const fn bit(self) -> usize {
+        self.0.trailing_zeros() as usize
+    }
 
     /// Both sets.
     pub const fn with(self, other: Phases) -> Phases {

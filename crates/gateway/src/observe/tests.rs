@@ -1,35 +1,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use portico_model::types::Scheme;
-use portico_router::RouteSpec;
-use portico_snapshot::{CompiledRoute, Snapshot};
+use portico_snapshot::Snapshot;
 
 use super::*;
 use crate::access_log::{AccessLog, AccessLogConfig, Destination, Format};
 use crate::trace::{Try, TryAddr};
 use crate::ClientLimits;
-
-fn route() -> Arc<CompiledRoute> {
-    let mut spec = RouteSpec::new(());
-    spec.uris = vec!["/hello".into()];
-    Arc::new(CompiledRoute {
-        key: "ws/default/routes/1".into(),
-        workspace: "default".into(),
-        id: "1".into(),
-        name: None,
-        mod_revision: 1,
-        timeout: None,
-        enable_websocket: false,
-        upstream_id: None,
-        inline_upstream: None,
-        plugin_config_id: None,
-        spec,
-    })
-}
 
 fn request() -> Request<()> {
     Request::builder()
@@ -56,22 +37,12 @@ const NODE: &str = "10.0.0.1:80";
 fn a_request_abandoned_before_its_answer_is_counted_as_finished() {
     let gw = Gateway::new(Snapshot::empty(), ClientLimits::default());
     let pending = Pending::begin(&gw, &request(), &conn(), false);
-    let route = route();
-    let handling = pin!(trace::scope(false, async move {
+    let answer = pin!(async move {
         let node: SocketAddr = NODE.parse().unwrap();
-        let found = portico_router::Match {
-            route: &Arc::new(portico_snapshot::RouteEntry {
-                route,
-                upstream: portico_snapshot::RouteUpstream::None,
-                plugins: Arc::new(portico_snapshot::runtime::RoutePlugins::none("1")),
-            }),
-            matched_uri: "/hello",
-            matched_host: None,
-        };
-        trace::matched(&found);
         trace::failed(TryAddr::Socket(node), 502, Instant::now());
         std::future::pending::<Response<GatewayBody>>().await
-    }));
+    });
+    let handling = pin!(trace::scope(true, answer));
     let mut guard = Abandoned {
         handling,
         pending: Some(pending),
@@ -86,6 +57,48 @@ fn a_request_abandoned_before_its_answer_is_counted_as_finished() {
     // Counted as finished: nothing is left in progress.
     assert_eq!(gw.metrics().requests_total(), 1);
     assert_eq!(gw.metrics().connections().writing, 0);
+}
+
+#[test]
+fn notes_reach_the_trace_of_the_request_being_polled_only() {
+    let node: SocketAddr = NODE.parse().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    // Two requests polled in turn on one thread: each note lands in its own request's trace.
+    let mut first_turn = 0;
+    let first = pin!(std::future::poll_fn(|_| {
+        first_turn += 1;
+        trace::upstream(Scheme::Https, &format!("/first/{first_turn}"));
+        match first_turn {
+            1 => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }));
+    let second = pin!(async {
+        trace::answered(node, 204, Instant::now(), Some("example.com"));
+    });
+    let mut first = pin!(trace::scope(true, first));
+    let mut second = pin!(trace::scope(true, second));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    assert!(second.as_mut().poll(&mut cx).is_ready());
+    // Outside any scope: nothing to note into, nothing changes.
+    trace::upstream(Scheme::Grpc, "/nowhere");
+    assert!(first.as_mut().poll(&mut cx).is_ready());
+    let first = first.take_trace().expect("a trace");
+    let second = second.take_trace().expect("a trace");
+    assert_eq!(
+        (first.upstream_scheme, first.upstream_uri.as_deref()),
+        (Some("https"), Some("/first/2"))
+    );
+    assert!(first.tries.is_empty());
+    assert_eq!(second.upstream_scheme, None);
+    assert_eq!(second.tries.len(), 1);
+    assert_eq!(second.tries[0].status, 204);
+    assert_eq!(second.upstream_host.as_deref(), Some("example.com"));
+    // With the access log off there is no trace at all.
+    let off = pin!(async { trace::upstream(Scheme::Http, "/x") });
+    let mut off = pin!(trace::scope(false, off));
+    assert!(off.as_mut().poll(&mut cx).is_ready());
+    assert!(off.take_trace().is_none());
 }
 
 fn cpu_time() -> Duration {
@@ -113,7 +126,6 @@ fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
 fn cost() {
     const N: u32 = 500_000;
     let node: SocketAddr = NODE.parse().unwrap();
-    let route = route();
     let response = || {
         Response::builder()
             .header("content-type", "text/plain")
@@ -125,12 +137,13 @@ fn cost() {
     let info = conn();
     let baseline = per_call(N, || drop(std::hint::black_box(response())));
     let notes = per_call(N, || {
-        let mut fut = pin!(trace::scope(true, async {
+        let notes = pin!(async {
             trace::upstream(Scheme::Http, "/hello?x=1");
             trace::answered(node, 200, Instant::now(), None);
-        }));
+        });
+        let mut fut = pin!(trace::scope(true, notes));
         let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        std::hint::black_box(fut.as_mut().take_value());
+        std::hint::black_box(fut.take_trace());
     });
     let instant = per_call(N, || {
         std::hint::black_box(Instant::now());
@@ -152,12 +165,7 @@ fn cost() {
         let gw = Gateway::with_access_log(Snapshot::empty(), ClientLimits::default(), log);
         let observed = per_call(N, || {
             let pending = Pending::begin(&gw, &req, &info, false);
-            let mut trace = Trace {
-                wants_target: log_on,
-                route: Some(route.clone()),
-                matched_uri: Some(0),
-                ..Trace::default()
-            };
+            let mut trace = Trace::default();
             trace.tries.push(Try {
                 addr: TryAddr::Socket(node),
                 status: 200,

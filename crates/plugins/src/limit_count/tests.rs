@@ -4,6 +4,7 @@ use super::*;
 use crate::testing::{ctx_for, get, Fixture};
 use crate::Conf;
 use serde_json::json;
+use std::time::Instant;
 
 fn build_in(f: &Fixture, conf: Value, owner: &str) -> Result<Arc<dyn Plugin>, String> {
     f.compiler()
@@ -372,5 +373,33 @@ fn quota_headers_across_a_window_reset() {
 fn write_quota_into(ctx: &mut Ctx, headers: &mut http::HeaderMap) {
     if let Some(note) = ctx.quota.take() {
         note.write(headers);
+    }
+}
+
+#[test]
+fn quota_numbers_print_as_decimal() {
+    let mut n: u64 = 7;
+    let mut cases = vec![
+        0,
+        1,
+        9,
+        10,
+        11,
+        99,
+        100,
+        101,
+        999,
+        1000,
+        2_000_000_000,
+        u64::MAX,
+    ];
+    for _ in 0..1000 {
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        cases.push(n >> (n % 64));
+    }
+    for n in cases {
+        assert_eq!(Digits::default().number(n), n.to_string().as_bytes(), "{n}");
     }
 }

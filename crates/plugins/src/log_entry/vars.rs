@@ -125,7 +125,9 @@ impl Vars for LogVars<'_> {
         let owned = |s: String| Some(Cow::Owned(s));
         match name {
             "status" => owned(ctx.response.as_ref()?.status.as_u16().to_string()),
-            "request_time" => owned(seconds(log.started.elapsed())),
+            "request_time" => owned(seconds(
+                portico_clock::now().saturating_duration_since(log.started),
+            )),
             "upstream_addr" => owned(log.upstream_addr?.to_string()),
             "upstream_status" => owned(log.upstream_status?.to_string()),
             "upstream_response_time" => owned(seconds(log.upstream_latency?)),

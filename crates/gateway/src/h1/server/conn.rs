@@ -175,9 +175,9 @@ impl Conn {
                 if shutdown.poll_draining(cx).is_ready() {
                     return Poll::Ready(Next::Closed);
                 }
-                *idle_since.get_or_insert_with(Instant::now) + self.keepalive_timeout
+                *idle_since.get_or_insert_with(portico_clock::now) + self.keepalive_timeout
             } else {
-                *head_since.get_or_insert_with(Instant::now) + self.header_timeout
+                *head_since.get_or_insert_with(portico_clock::now) + self.header_timeout
             };
             let deadline = tokio::time::Instant::from_std(deadline);
             if self.timer.deadline() != deadline {
@@ -313,8 +313,8 @@ impl Conn {
             &parts,
             &body.size_hint(),
             asked,
-            Instant::now(),
-            late.as_ref().map_or(&[][..], |l| &l[..]),
+            portico_clock::now(),
+            late.as_ref(),
         );
         body.head_written((self.out.len() - before) as u64);
         let mut headers = parts.headers;

@@ -35,8 +35,9 @@ pub(crate) struct Asked {
     pub keep_alive: bool,
 }
 
-/// Headers written after those of the response's map, replacing any of the same name there.
-pub(crate) type Late = [(HeaderName, http::HeaderValue)];
+/// Headers written after those of the response's map, replacing any of the same name there:
+/// limit-count's quota headers.
+pub(crate) type Late = portico_snapshot::runtime::limit_count::QuotaNote;
 
 /// Writes the head of a response (`parts`, whose body is sized as `hint`, and `late` headers)
 /// into `dst`. Returns the body's framing and whether the connection stays open after it.
@@ -46,7 +47,7 @@ pub(crate) fn head(
     hint: &SizeHint,
     asked: Asked,
     now: Instant,
-    late: &Late,
+    late: Option<&Late>,
 ) -> (Framing, bool) {
     let status = parts.status;
     dst.reserve(128 + parts.headers.len() * 48);
@@ -72,7 +73,7 @@ pub(crate) fn head(
     let mut has_connection = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
-        if *name == header::TRANSFER_ENCODING || late.iter().any(|(n, _)| n == name) {
+        if *name == header::TRANSFER_ENCODING || late.is_some_and(|l| l.has(name)) {
             continue;
         }
         if *name == header::CONTENT_LENGTH {
@@ -91,8 +92,8 @@ pub(crate) fn head(
         }
         put(dst, name, value.as_bytes());
     }
-    for (name, value) in late {
-        put(dst, name, value.as_bytes());
+    if let Some(late) = late {
+        late.each(|name, value| put(dst, name, value));
     }
     let framing = if bodiless || asked.head_request {
         Framing::None
@@ -179,7 +180,7 @@ mod tests {
     fn encode(resp: Response<()>, hint: SizeHint, asked: Asked) -> (String, Framing, bool) {
         let (parts, ()) = resp.into_parts();
         let mut dst = Vec::new();
-        let (framing, keep) = head(&mut dst, &parts, &hint, asked, Instant::now(), &[]);
+        let (framing, keep) = head(&mut dst, &parts, &hint, asked, Instant::now(), None);
         let text = String::from_utf8(dst).unwrap();
         // The date is the only part that changes.
         let at = text.find("date: ").expect("a date header");
