@@ -213,12 +213,13 @@ syscalls() {
   pids=$(IFS=,; echo "$*")
   drive "$port" "$WARMUP" >/dev/null
   ((ROUTES == 0)) || settle "$1"
-  perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$TMP/perf-$name.txt" \
+  perf stat -x, -e raw_syscalls:sys_enter,context-switches,page-faults -p "$pids" -o "$TMP/perf-$name.txt" \
     -- python3 "$TMP/drive.py" 127.0.0.1 "$port" "$DRIVE_PATH" "$REQUESTS" "$CONNS" "${DRIVE_HEADERS[@]}" >/dev/null 2>&1 \
     || { echo "- - -"; return; }
   awk -F, -v n="$REQUESTS" -v rss="$(("$("${LIB[@]}" rss "$1")" / 1024))" \
     '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
-    END { if (s == "") print "- -", rss; else printf "%.2f %.2f %d\n", s / n, c / n, rss }' "$TMP/perf-$name.txt"
+    $3 == "page-faults" { f = $1 }
+    END { if (s == "") print "- -", rss; else printf "%.2f %.2f %d %.3f\n", s / n, c / n, rss, f / n }' "$TMP/perf-$name.txt"
 }
 
 mkdir -p "$TMP/cg"
@@ -380,15 +381,15 @@ done
 
 echo "requests: $REQUESTS over $CONNS connections (after $WARMUP warm-up) to $DRIVE_PATH; 1 KiB body;" \
   "user-space instructions (callgrind); Portico route $ROUTE, $ROUTES mixed routes, access log ${INSTR_ACCESS_LOG:-on}"
-printf '%-8s %14s %9s %15s %14s %11s %8s %7s' proxy "instr/request" "x nginx" "memcpy+memset" "idle instr/s" "syscalls/r" "ctxsw/r" "RSS MB"
+printf '%-8s %14s %9s %15s %14s %11s %8s %7s %9s' proxy "instr/request" "x nginx" "memcpy+memset" "idle instr/s" "syscalls/r" "ctxsw/r" "RSS MB" "faults/r"
 [[ $CACHESIM == 1 ]] && printf ' %10s %10s' "D1 miss/r" "LL miss/r"
 echo
 for target in $TARGETS; do
   read -r per idle _ mem d1 ll <<<"${RESULT[$target]}"
-  read -r sc cs rss <<<"${SYS[$target]:-- - -}"
+  read -r sc cs rss faults <<<"${SYS[$target]:-- - - -}"
   ratio=-
   [[ -n ${RESULT[nginx]:-} ]] && ratio=$(python3 -c "print(f'{$per / ${RESULT[nginx]%% *}:.2f}')")
-  printf '%-8s %14s %9s %15s %14s %11s %8s %7s' "$target" "$per" "$ratio" "$mem" "$idle" "$sc" "$cs" "$rss"
+  printf '%-8s %14s %9s %15s %14s %11s %8s %7s %9s' "$target" "$per" "$ratio" "$mem" "$idle" "$sc" "$cs" "$rss" "${faults:--}"
   [[ $CACHESIM == 1 ]] && printf ' %10s %10s' "$d1" "$ll"
   echo
 done

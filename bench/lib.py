@@ -368,11 +368,16 @@ def record(target, scenario, conc, rnd, wrk_file, cpu0, cpu1, t0, t1, rss_kb, lo
         parse_wrk(wrk_file)
     r = json.loads(buf.getvalue())
     secs = os.sysconf("SC_CLK_TCK")
-    cpu_s = (int(cpu1) - int(cpu0)) / secs
+    # user:system ticks (a plain number: their sum)
+    (u0, _, s0), (u1, _, s1) = cpu0.partition(":"), cpu1.partition(":")
+    cpu_s = (int(u1) + int(s1 or 0) - int(u0) - int(s0 or 0)) / secs
+    user_s = (int(u1) - int(u0)) / secs if s0 and s1 else None
     wall = float(t1) - float(t0)
     r.update({
         "target": target, "scenario": scenario, "conc": int(conc), "round": int(rnd),
         "cpu_us_per_req": round(cpu_s * 1e6 / r["requests"], 2) if r["requests"] else None,
+        "user_us_per_req": (round(user_s * 1e6 / r["requests"], 2)
+                            if r["requests"] and user_s is not None else None),
         "cpu_pct": round(cpu_s * 100 / wall, 1) if wall > 0 else None,
         "rss_kb": int(rss_kb), "load1": float(load1),
     })
@@ -381,7 +386,8 @@ def record(target, scenario, conc, rnd, wrk_file, cpu0, cpu1, t0, t1, rss_kb, lo
         sys.exit(1)
     print(json.dumps(r))
     print(f"[bench]   {scenario} c={conc} round {rnd} {target:<15}{r['rps']:>9.0f} req/s  "
-          f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  {r['cpu_us_per_req']} us/req  "
+          f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  {r['cpu_us_per_req']} us/req "
+          f"(user {r['user_us_per_req']})  "
           f"cpu {r['cpu_pct']}%  rss {int(rss_kb) // 1024} MiB  "
           f"errors {r['non2xx'] + r['socket_errors']}  load {load1}", file=sys.stderr)
 

@@ -180,7 +180,8 @@ nginx_pids() { # master then workers
 RESULTS="$TMP/results.jsonl"
 : >"$RESULTS"
 
-cpu_ticks() { local t=0 p v; for p in "$@"; do v=$(awk '{ s=$0; sub(/^.*\) /, "", s); split(s, a, " "); print a[12] + a[13] }' "/proc/$p/stat"); t=$((t + v)); done; echo $t; }
+# cpu_ticks PID...: user:system clock ticks of the processes, summed
+cpu_ticks() { local u=0 s=0 p v; for p in "$@"; do v=$(awk '{ s=$0; sub(/^.*\) /, "", s); split(s, a, " "); print a[12], a[13] }' "/proc/$p/stat"); u=$((u + ${v% *})); s=$((s + ${v#* })); done; echo "$u:$s"; }
 
 WRK_ARGS=()  # extra wrk arguments for the current scenario (request headers)
 # measure TARGET SCENARIO CONNS ROUND URL RSS_PID PID...: warm-up, then one measured wrk run
