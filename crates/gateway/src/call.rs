@@ -146,17 +146,17 @@ impl Gateway {
                     }
                 },
             };
-            let host = match upstream.pass_host {
+            let host: Option<&str> = match upstream.pass_host {
                 // A plugin's host (proxy-rewrite `host`) wins over `pass_host`.
-                _ if out.host_override.is_some() => out.host_override.clone(),
-                PassHost::Pass => out.client_host.clone(),
-                PassHost::Node => Some(node.host_header.clone()),
-                PassHost::Rewrite => upstream.upstream_host.clone(),
+                _ if out.host_override.is_some() => out.host_override.as_deref(),
+                PassHost::Pass => out.client_host.as_deref(),
+                PassHost::Node => Some(&node.host_header),
+                PassHost::Rewrite => upstream.upstream_host.as_deref(),
             };
             let key = PoolKey {
                 addr,
                 tls: upstream.tls.as_ref().map(|config| TlsTarget {
-                    server_name: server_name(host.as_deref().unwrap_or(&node.host)),
+                    server_name: server_name(host.unwrap_or(&node.host)),
                     config: config.clone(),
                 }),
                 h2: upstream.is_grpc(),
@@ -195,7 +195,7 @@ impl Gateway {
             let exchange = Exchange {
                 since: try_started,
                 out: &*out,
-                host: host.as_deref(),
+                host,
                 key: &key,
                 keepalive,
                 watch,
@@ -207,7 +207,7 @@ impl Gateway {
                     let status = answer.status();
                     let answered = portico_clock::now();
                     let rtt = answered.saturating_duration_since(try_started);
-                    trace::answered(addr, status.as_u16(), try_started, host.as_deref());
+                    trace::answered(addr, status.as_u16(), try_started, host);
                     upstream.balancer.on_response(idx, rtt, answered);
                     report(Outcome::Status(status.as_u16()));
                     if !tries.is_empty() || status.is_server_error() {

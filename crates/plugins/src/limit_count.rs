@@ -231,7 +231,10 @@ impl QuotaNote {
             return;
         };
         let mut digits = Digits::default();
-        put(&h.limit, digits.number(self.limit));
+        match &h.fixed_limit {
+            Some((n, value)) if *n == self.limit => put(&h.limit, value.as_bytes()),
+            _ => put(&h.limit, digits.number(self.limit)),
+        }
         put(&h.remaining, digits.number(self.left));
         put(&h.reset, digits.hundredths(reset_hundredths(self.reset)));
     }
