@@ -32,6 +32,8 @@ pub struct ConnInfo {
     /// The certificate the TLS handshake picked, and whether the client presented a certificate
     /// that verified against its `client.ca`.
     pub tls: Option<(Arc<ServerCert>, bool)>,
+    /// Bytes of the current request's head as read (HTTP/1.x); 0 when not known (HTTP/2).
+    pub head_bytes: u64,
 }
 
 impl Gateway {
@@ -126,7 +128,10 @@ impl Gateway {
             ctx.version = parts.version;
             // HTTP/1.x heads are written by the gateway's own writer, which takes late headers.
             ctx.late_headers = parts.version < http::Version::HTTP_2;
-            ctx.log.request_length = request_length(&ctx);
+            ctx.log.request_length = match conn.head_bytes {
+                0 => request_length(&ctx),
+                head => head + hyper::body::Body::size_hint(&body).exact().unwrap_or(0),
+            };
             ctx.matched = matched.take();
             let pending = pending.insert(Unanswered {
                 ctx: Some(ctx),
@@ -650,7 +655,8 @@ fn matched_route(found: &portico_router::Match<'_, Arc<RouteEntry>>) -> MatchedR
     }
 }
 
-/// `$request_length` as far as the head tells it: request line, headers, declared body.
+/// `$request_length` of a request whose head was not read as bytes (HTTP/2), as far as its
+/// fields tell it: request line, headers, declared body.
 fn request_length(ctx: &Ctx) -> u64 {
     let line = ctx.method.as_str().len() + ctx.real_request_uri().len() + 12;
     let mut headers = 0;

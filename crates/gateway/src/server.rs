@@ -160,6 +160,7 @@ async fn serve_plain(
         local_port: shared.local_port,
         scheme: "http",
         tls: None,
+        head_bytes: 0,
     };
     let deadline = tokio::time::Instant::from_std(since + shared.gateway.limits().header_timeout);
     let mut read = BytesMut::with_capacity(FIRST_READ);
@@ -221,6 +222,7 @@ async fn serve_tls(
                 local_port: shared.local_port,
                 scheme: "https",
                 tls: Some((cert, verified)),
+                head_bytes: 0,
             };
             let io = Io::Tls(Box::new(tls));
             if h2 {

@@ -630,7 +630,7 @@ async fn a_client_that_leaves_before_its_answer_is_counted_as_499() {
 
 /// Egress bandwidth is `$bytes_sent`: the response head and body exactly as written.
 #[tokio::test]
-async fn prometheus_egress_counts_the_bytes_the_client_received() {
+async fn prometheus_bandwidth_counts_the_bytes_the_client_sent_and_received() {
     let fixed = Upstream::start("fixed", handlers::fixed(200, "hello egress")).await;
     let gw = Harness::start(vec![
         (
@@ -641,15 +641,19 @@ async fn prometheus_egress_counts_the_bytes_the_client_received() {
     ])
     .await;
     let at = exporter(&gw).await;
-    let mut received = 0;
-    for _ in 0..3 {
+    let (mut sent, mut received) = (0, 0);
+    // A body's declared length counts with its head; the head as sent, extra spaces included.
+    let requests: [&[u8]; 3] = [
+        b"GET /e HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        b"POST /e HTTP/1.1\r\nHost:   h\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde",
+        b"GET /e?q=1 HTTP/1.1\r\nHost: h\r\nX-Long: 0123456789\r\nConnection: close\r\n\r\n",
+    ];
+    for request in requests {
         let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(
-            &mut conn,
-            b"GET /e HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut conn, request)
+            .await
+            .unwrap();
+        sent += request.len();
         let mut bytes = Vec::new();
         conn.read_to_end(&mut bytes).await.unwrap();
         assert!(bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
@@ -660,5 +664,9 @@ async fn prometheus_egress_counts_the_bytes_the_client_received() {
     assert_eq!(
         m.sum("apisix_bandwidth", &[("type", "egress"), ("route", "e")]),
         received as f64
+    );
+    assert_eq!(
+        m.sum("apisix_bandwidth", &[("type", "ingress"), ("route", "e")]),
+        sent as f64
     );
 }

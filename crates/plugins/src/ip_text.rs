@@ -1,6 +1,7 @@
 //! IP addresses as text without the formatting machinery: `$remote_addr` is written on every
 //! request by the forwarded headers and by rate-limit keys.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Writes `ip` as text into `out` (the longest IPv6 text fits); returns the length.
@@ -23,13 +24,25 @@ pub fn write_ip(ip: IpAddr, out: &mut [u8; 45]) -> usize {
     }
 }
 
-/// Appends `ip` as text to `out`; an IPv4 address digit by digit, straight into it.
+thread_local! {
+    /// The last IPv4 address written on this thread and its text: the requests of one client
+    /// (and of one connection) come one after another, as nginx keeps a connection's address
+    /// text.
+    static LAST_V4: RefCell<(Ipv4Addr, String)> =
+        RefCell::new((Ipv4Addr::UNSPECIFIED, "0.0.0.0".to_string()));
+}
+
+/// Appends `ip` as text to `out`.
 pub fn push_ip(ip: IpAddr, out: &mut String) {
     match ip {
-        IpAddr::V4(v4) => {
-            out.reserve(15);
-            ipv4_text(v4, |b| out.push(char::from(b)));
-        }
+        IpAddr::V4(v4) => LAST_V4.with_borrow_mut(|(last, text)| {
+            if *last != v4 {
+                text.clear();
+                ipv4_text(v4, |b| text.push(char::from(b)));
+                *last = v4;
+            }
+            out.push_str(text);
+        }),
         IpAddr::V6(_) => {
             let mut text = [0u8; 45];
             let len = write_ip(ip, &mut text);
@@ -77,6 +90,23 @@ mod tests {
             let mut out = String::from("k:");
             push_ip(ip, &mut out);
             assert_eq!(out, format!("k:{ip}"));
+        }
+    }
+
+    #[test]
+    fn repeated_and_alternating_addresses() {
+        let mut out = String::new();
+        for text in [
+            "10.0.0.1",
+            "10.0.0.1",
+            "192.168.1.20",
+            "10.0.0.1",
+            "::1",
+            "10.0.0.1",
+        ] {
+            out.clear();
+            push_ip(text.parse().unwrap(), &mut out);
+            assert_eq!(out, text);
         }
     }
 }

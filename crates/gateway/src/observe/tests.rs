@@ -28,6 +28,7 @@ fn conn() -> ConnInfo {
         local_port: 9080,
         scheme: "http",
         tls: None,
+        head_bytes: 0,
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     io: Io,
     read: BytesMut,
-    info: ConnInfo,
+    mut info: ConnInfo,
     since: Instant,
     shutdown: Arc<Watch>,
 ) {
@@ -91,6 +91,7 @@ pub(crate) async fn serve(
             Next::Closed => break false,
         };
         conn.first = false;
+        info.head_bytes = head.bytes;
         match conn.exchange(&gateway, &info, head, &shutdown).await {
             After::Next => {}
             After::Close => break conn.may_have_unread(),
@@ -200,7 +201,9 @@ impl Conn {
         head: RequestHead,
         shutdown: &Watch,
     ) -> After {
-        let RequestHead { mut parts, verdict } = head;
+        let RequestHead {
+            mut parts, verdict, ..
+        } = head;
         let asked = Asked {
             version: parts.version,
             head_request: parts.method == Method::HEAD,

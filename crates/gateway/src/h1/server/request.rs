@@ -18,6 +18,8 @@ const STACK_HEADERS: usize = 128;
 pub(crate) struct RequestHead {
     pub parts: http::request::Parts,
     pub verdict: Verdict,
+    /// Bytes of the head as read: request line, headers and the empty line.
+    pub bytes: u64,
 }
 
 /// What the bytes read so far hold (once per request: not boxed, which would cost an
@@ -139,7 +141,11 @@ impl HeadReader {
         parts.uri = uri;
         parts.version = version;
         parts.headers = map;
-        Parsed::Head(RequestHead { parts, verdict })
+        Parsed::Head(RequestHead {
+            parts,
+            verdict,
+            bytes: len as u64,
+        })
     }
 
     /// An incomplete head: refused once it is over the limit.
