@@ -48,8 +48,11 @@ impl Gateway {
                 e.to_response()
             }
         };
-        resp.headers_mut()
-            .insert(header::SERVER, self.server_header.clone());
+        if version >= http::Version::HTTP_2 {
+            // HTTP/1.x heads get it from the gateway's own writer (`h1::server::response`).
+            resp.headers_mut()
+                .insert(header::SERVER, self.server_header.clone());
+        }
         // The client's protocol, not the upstream's (an HTTP/1.0 upstream answers an HTTP/1.1
         // client in HTTP/1.1).
         *resp.version_mut() = version;

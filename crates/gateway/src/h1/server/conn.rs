@@ -73,6 +73,7 @@ pub(crate) async fn serve(
         keepalive_timeout: limits.keepalive_timeout,
         first: true,
         since,
+        server: gateway.server_header.clone(),
     };
     let linger = loop {
         let head = match conn.next_head(&shutdown).await {
@@ -136,6 +137,8 @@ struct Conn {
     /// No request was read yet.
     first: bool,
     since: Instant,
+    /// The `Server` header of every response.
+    server: http::HeaderValue,
 }
 
 impl Conn {
@@ -318,6 +321,7 @@ impl Conn {
             asked,
             portico_clock::now(),
             late.as_ref(),
+            &self.server,
         );
         body.head_written((self.out.len() - before) as u64);
         let mut headers = parts.headers;

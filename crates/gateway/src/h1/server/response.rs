@@ -40,7 +40,8 @@ pub(crate) struct Asked {
 pub(crate) type Late = portico_snapshot::runtime::limit_count::QuotaNote;
 
 /// Writes the head of a response (`parts`, whose body is sized as `hint`, and `late` headers)
-/// into `dst`. Returns the body's framing and whether the connection stays open after it.
+/// into `dst`, with `server` as its `Server` header in place of any in `parts`. Returns the
+/// body's framing and whether the connection stays open after it.
 pub(crate) fn head(
     dst: &mut Vec<u8>,
     parts: &http::response::Parts,
@@ -48,6 +49,7 @@ pub(crate) fn head(
     asked: Asked,
     now: Instant,
     late: Option<&Late>,
+    server: &http::HeaderValue,
 ) -> (Framing, bool) {
     let status = parts.status;
     dst.reserve(128 + parts.headers.len() * 48);
@@ -73,7 +75,10 @@ pub(crate) fn head(
     let mut has_connection = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
-        if *name == header::TRANSFER_ENCODING || late.is_some_and(|l| l.has(name)) {
+        if *name == header::TRANSFER_ENCODING
+            || *name == header::SERVER
+            || late.is_some_and(|l| l.has(name))
+        {
             continue;
         }
         if *name == header::CONTENT_LENGTH {
@@ -92,6 +97,7 @@ pub(crate) fn head(
         }
         put(dst, name, value.as_bytes());
     }
+    put(dst, &header::SERVER, server.as_bytes());
     if let Some(late) = late {
         late.each(|name, value| put(dst, name, value));
     }
@@ -180,8 +186,19 @@ mod tests {
     fn encode(resp: Response<()>, hint: SizeHint, asked: Asked) -> (String, Framing, bool) {
         let (parts, ()) = resp.into_parts();
         let mut dst = Vec::new();
-        let (framing, keep) = head(&mut dst, &parts, &hint, asked, Instant::now(), None);
+        let (framing, keep) = head(
+            &mut dst,
+            &parts,
+            &hint,
+            asked,
+            Instant::now(),
+            None,
+            &http::HeaderValue::from_static("Portico"),
+        );
         let text = String::from_utf8(dst).unwrap();
+        // Every head has the gateway's `Server` (see `the_server_header_replaces_the_responses`).
+        assert_eq!(text.matches("server: Portico\r\n").count(), 1, "{text}");
+        let text = text.replacen("server: Portico\r\n", "", 1);
         // The date is the only part that changes.
         let at = text.find("date: ").expect("a date header");
         let text = format!("{}{}", &text[..at + 6], &text[at + 6 + date::LEN..]);
@@ -198,6 +215,32 @@ mod tests {
             );
         }
         resp
+    }
+
+    #[test]
+    fn the_server_header_replaces_the_responses() {
+        let resp = response(
+            200,
+            &[("server", "nginx/1.22.1"), ("x-a", "1"), ("Server", "b")],
+        );
+        let (parts, ()) = resp.into_parts();
+        let mut dst = Vec::new();
+        let server = HeaderValue::from_static("APISIX/3.11.0");
+        head(
+            &mut dst,
+            &parts,
+            &SizeHint::with_exact(0),
+            HTTP11,
+            Instant::now(),
+            None,
+            &server,
+        );
+        let text = String::from_utf8(dst).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\nserver: APISIX/3.11.0\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("server").count(), 1, "{text}");
     }
 
     #[test]
