@@ -117,7 +117,8 @@ pub struct Ctx {
     /// Request method (proxy-rewrite may change it); sent upstream.
     pub method: Method,
     /// Request target as received (path and query, not normalised). Plugins that drop a query
-    /// argument (key-auth `hide_credentials`) change it; sent upstream when `upstream_uri` is
+    /// argument (key-auth `hide_credentials`) change it, with [`Ctx::remove_query_arg`] (which
+    /// keeps the received one for `$real_request_uri`); sent upstream when `upstream_uri` is
     /// `None`.
     pub uri: Uri,
     /// HTTP version of the client request.
@@ -171,11 +172,14 @@ pub struct Ctx {
     /// for the response that no `header_filter` plugin needs to see are left to it
     /// ([`Ctx::take_late_headers`]) instead of going through the header map.
     pub late_headers: bool,
-    /// The request target as received, kept when a plugin changes `uri`.
-    request_uri: Uri,
+    /// The request target as received, kept once a plugin changes `uri` (through
+    /// [`Ctx::remove_query_arg`], the one way plugins change it).
+    request_uri: Option<Uri>,
     vars: Vec<(String, String)>,
     pub(crate) consumers: Option<Arc<ConsumerIndex>>,
-    pub(crate) global_chain: Option<Arc<Chain>>,
+    /// The request phases ran on this context (with the route's global rules): the later
+    /// phases run the global rules too.
+    pub(crate) global_rules: bool,
     pub(crate) route_chain: Option<Arc<Chain>>,
     filters: Vec<(u64, bool)>,
 }
@@ -207,7 +211,7 @@ impl Ctx {
     ) -> Ctx {
         Ctx {
             method,
-            request_uri: uri.clone(),
+            request_uri: None,
             uri,
             version: Version::HTTP_11,
             headers,
@@ -233,7 +237,7 @@ impl Ctx {
             late_headers: false,
             vars: Vec::new(),
             consumers: None,
-            global_chain: None,
+            global_rules: false,
             route_chain: None,
             filters: Vec::new(),
         }
@@ -260,6 +264,8 @@ impl Ctx {
     /// The request target as the client sent it (`$real_request_uri`).
     pub fn real_request_uri(&self) -> &str {
         self.request_uri
+            .as_ref()
+            .unwrap_or(&self.uri)
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
     }
@@ -351,7 +357,8 @@ impl Ctx {
         };
         match target.parse::<Uri>() {
             Ok(uri) => {
-                self.uri = uri;
+                let received = std::mem::replace(&mut self.uri, uri);
+                self.request_uri.get_or_insert(received);
                 true
             }
             Err(_) => false,

@@ -77,9 +77,9 @@ impl RoutePlugins {
     pub async fn access_phase(&self, ctx: &mut Ctx) -> Flow {
         ctx.route_id = self.route_id.clone();
         ctx.route_name.clone_from(&self.route_name);
-        ctx.global_chain = Some(self.global.clone());
+        ctx.global_rules = true;
         let route = match &self.route {
-            Ok(chain) => chain.clone(),
+            Ok(chain) => chain,
             Err(e) => {
                 tracing::error!("route {}: {e}", self.route_id);
                 return Flow::Respond(Reply::page(StatusCode::SERVICE_UNAVAILABLE));
@@ -97,25 +97,26 @@ impl RoutePlugins {
                 return f;
             }
         }
-        let mut effective = route;
-        if let Some(consumer) = ctx.consumer.clone() {
-            match effective.merged(&consumer) {
-                Err(e) => {
-                    tracing::error!("route {}: {e}", self.route_id);
-                    return Flow::Respond(Reply::page(StatusCode::SERVICE_UNAVAILABLE));
+        let merge = match ctx.consumer.as_ref() {
+            Some(consumer) => route.merged(consumer),
+            None => Ok(None),
+        };
+        let merged = match merge {
+            Err(e) => {
+                tracing::error!("route {}: {e}", self.route_id);
+                return Flow::Respond(Reply::page(StatusCode::SERVICE_UNAVAILABLE));
+            }
+            Ok(merged) => merged,
+        };
+        if let Some(merged) = &merged {
+            ctx.route_chain = Some(merged.clone());
+            if merged.runs(Phases::REWRITE) {
+                if let f @ Flow::Respond(_) = merged.rewrite(ctx, true).await {
+                    return f;
                 }
-                Ok(Some(merged)) => {
-                    ctx.route_chain = Some(merged.clone());
-                    if merged.runs(Phases::REWRITE) {
-                        if let f @ Flow::Respond(_) = merged.rewrite(ctx, true).await {
-                            return f;
-                        }
-                    }
-                    effective = merged;
-                }
-                Ok(None) => {}
             }
         }
+        let effective = merged.as_ref().unwrap_or(route);
         if self.global.runs(Phases::ACCESS) {
             if let f @ Flow::Respond(_) = self.global.access(ctx).await {
                 return f;
@@ -130,7 +131,7 @@ impl RoutePlugins {
     /// Whether a plugin of this request's chains (the global rules and the route's chain, as
     /// merged with its consumer's) has work in `phase`; `false` before the request phases ran.
     pub fn has(&self, ctx: &Ctx, phase: Phases) -> bool {
-        (ctx.global_chain.is_some() && self.global.has(phase))
+        (ctx.global_rules && self.global.has(phase))
             || ctx.route_chain.as_ref().is_some_and(|c| c.has(phase))
     }
 
@@ -169,14 +170,14 @@ impl RoutePlugins {
                 }
             }
         }
-        let global = ctx.global_chain.is_some() && self.global.runs(Phases::HEADER_FILTER);
+        let global = ctx.global_rules && self.global.runs(Phases::HEADER_FILTER);
         let route = ctx
             .route_chain
-            .clone()
-            .filter(|c| c.runs(Phases::HEADER_FILTER));
+            .as_ref()
+            .is_some_and(|c| c.runs(Phases::HEADER_FILTER));
         // Quota headers noted in `access` are there for every `header_filter`, as APISIX sets
         // them; with none to run, the gateway may write them with the head.
-        let filters = global || route.is_some();
+        let filters = global || route;
         if filters || !ctx.late_headers {
             if let Some(note) = ctx.quota.take() {
                 note.write(headers);
@@ -197,8 +198,9 @@ impl RoutePlugins {
         if global {
             self.global.header_filter(ctx);
         }
-        if let Some(route) = route {
-            route.header_filter(ctx);
+        if let Some(chain) = ctx.route_chain.take_if(|_| route) {
+            chain.header_filter(ctx);
+            ctx.route_chain = Some(chain);
         }
         if let Some(head) = ctx.response.as_mut() {
             *status = head.status;
@@ -210,15 +212,12 @@ impl RoutePlugins {
     /// of the response body; `eof` marks the call after the last chunk.
     pub fn body_filter_phase(&self, ctx: &mut Ctx, chunk: &mut Bytes, eof: bool) {
         // The context names the chain once the request phases ran on it.
-        if ctx.global_chain.is_some() && self.global.runs(Phases::BODY_FILTER) {
+        if ctx.global_rules && self.global.runs(Phases::BODY_FILTER) {
             self.global.body_filter(ctx, chunk, eof);
         }
-        if let Some(route) = ctx
-            .route_chain
-            .clone()
-            .filter(|c| c.runs(Phases::BODY_FILTER))
-        {
+        if let Some(route) = ctx.route_chain.take_if(|c| c.runs(Phases::BODY_FILTER)) {
             route.body_filter(ctx, chunk, eof);
+            ctx.route_chain = Some(route);
         }
     }
 
@@ -226,11 +225,13 @@ impl RoutePlugins {
     /// has been sent.
     pub fn log_phase(&self, ctx: &mut Ctx) {
         // The context names the chain once the request phases ran on it.
-        if ctx.global_chain.is_some() && self.global.runs(Phases::LOG) {
+        if ctx.global_rules && self.global.runs(Phases::LOG) {
             self.global.log(ctx);
         }
-        if let Some(route) = ctx.route_chain.clone().filter(|c| c.runs(Phases::LOG)) {
+        // Taken out while it runs on the context (no reference count to touch), then put back.
+        if let Some(route) = ctx.route_chain.take_if(|c| c.runs(Phases::LOG)) {
             route.log(ctx);
+            ctx.route_chain = Some(route);
         }
     }
 }

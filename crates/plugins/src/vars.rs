@@ -125,12 +125,14 @@ mod tests {
         assert_eq!(v(&c, "consumer_name"), None);
         c.set_var("uri", "/over");
         assert_eq!(v(&c, "uri").as_deref(), Some("/over"));
+        assert_eq!(c.real_request_uri(), "/p?a=1&b=x%20y&c=+z&bare");
         assert!(c.remove_query_arg("b"));
         assert_eq!(v(&c, "request_uri").as_deref(), Some("/p?a=1&c=+z&bare"));
         assert_eq!(c.real_request_uri(), "/p?a=1&b=x%20y&c=+z&bare");
         assert!(!c.remove_query_arg("b"));
         assert!(c.remove_query_arg("a") && c.remove_query_arg("c") && c.remove_query_arg("bare"));
         assert_eq!(v(&c, "request_uri").as_deref(), Some("/p"));
+        assert_eq!(c.real_request_uri(), "/p?a=1&b=x%20y&c=+z&bare");
         assert_eq!(v(&c, "is_args").as_deref(), Some(""));
     }
 
