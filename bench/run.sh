@@ -29,6 +29,8 @@
 #   BENCH_KEEP=1         keep the temp folder (configs, logs)
 #   BENCH_ACCESS_LOG     Portico's access log: off (as the nginx proxy) or a path ("off")
 #   BENCH_PORTICO_REV    what source PORTICO_BIN was built from, for the report (default: this checkout)
+#   BENCH_PERF=1         also count the proxy's syscalls, context switches and page faults per
+#                        request during each measured run (`perf stat`), in the log
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,7 +42,7 @@ MODE=full
 for arg in "$@"; do
   case "$arg" in
     --quick) MODE=quick ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -64,6 +66,7 @@ MAX_SECONDS=${BENCH_MAX_SECONDS:-3600}
 PORTICO_BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
 # Like the nginx proxy (`access_log off`), Portico runs without its access log unless asked.
 ACCESS_LOG=${BENCH_ACCESS_LOG:-off}
+PERF=${BENCH_PERF:-0}
 ADMIN_KEY=bench-admin-key
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -193,9 +196,24 @@ measure() {
   load1=$(cut -d' ' -f1 /proc/loadavg)
   t0=$(date +%s.%N)
   cpu0=$(cpu_ticks "${pids[@]}")
+  local perf_pid=
+  if [[ $PERF == 1 ]]; then
+    taskset -c "$LOAD_CPU" perf stat -x, -e raw_syscalls:sys_enter,context-switches,page-faults \
+      -p "$(IFS=,; echo "${pids[*]}")" -o "$out.perf" -- sleep "$DURATION" &
+    perf_pid=$!
+  fi
   taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
     wrk "${WRK_ARGS[@]}" -t1 -c"$c" -d"${DURATION}s" --timeout 5s --latency "$url" >"$out"
   cpu1=$(cpu_ticks "${pids[@]}")
+  if [[ -n $perf_pid ]]; then
+    wait "$perf_pid" || true
+    local n
+    n=$(awk '/^Requests\/sec:/ { printf "%d", $2 * '"$DURATION"' }' "$out")
+    awk -F, -v n="${n:-0}" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
+      $3 == "page-faults" { f = $1 }
+      END { if (n > 0) printf "[bench]     perf: %.2f syscalls, %.3f context switches, %.3f page faults per request\n", s / n, c / n, f / n }' \
+      "$out.perf" >&2
+  fi
   t1=$(date +%s.%N)
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$rss_pid/status")
   "${LIB[@]}" record "$target" "$sc" "$c" "$rnd" "$out" "$cpu0" "$cpu1" "$t0" "$t1" "$rss" "$load1" \
