@@ -185,6 +185,8 @@ RESULTS="$TMP/results.jsonl"
 
 # cpu_ticks PID...: user:system clock ticks of the processes, summed
 cpu_ticks() { local u=0 s=0 p v; for p in "$@"; do v=$(awk '{ s=$0; sub(/^.*\) /, "", s); split(s, a, " "); print a[12], a[13] }' "/proc/$p/stat"); u=$((u + ${v% *})); s=$((s + ${v#* })); done; echo "$u:$s"; }
+# cpu_total PID...: their user + system clock ticks
+cpu_total() { local t; t=$(cpu_ticks "$@"); echo $((${t%:*} + ${t#*:})); }
 
 WRK_ARGS=()  # extra wrk arguments for the current scenario (request headers)
 # measure TARGET SCENARIO CONNS ROUND URL RSS_PID PID...: warm-up, then one measured wrk run
@@ -317,10 +319,10 @@ load_record() { # load_record RESULT_JSON FROM TO VIA [ROUTABLE_AFTER SETTLED_AF
 portico_settle() { # waits (at most 600 s) until Portico uses < 5% CPU for 2 s; prints the seconds
   local t0 a b quiet=0 i
   t0=$(date +%s)
-  a=$(cpu_ticks "$PORTICO_PID")
+  a=$(cpu_total "$PORTICO_PID")
   for i in $(seq 600); do
     sleep 1
-    b=$(cpu_ticks "$PORTICO_PID")
+    b=$(cpu_total "$PORTICO_PID")
     if (((b - a) * 100 < 5 * $(getconf CLK_TCK))); then quiet=$((quiet + 1)); else quiet=0; fi
     a=$b
     ((quiet < 2)) || break
