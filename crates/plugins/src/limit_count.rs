@@ -195,24 +195,19 @@ pub struct QuotaNote {
 impl QuotaNote {
     /// Sets the three headers in `headers`.
     pub(crate) fn write(self, headers: &mut http::HeaderMap) {
-        let fixed = self
+        // A fixed limit's value (the first header) is prepared: shared, not made again.
+        let mut fixed = self
             .names()
             .and_then(|h| h.fixed_limit.as_ref())
-            .filter(|(n, _)| *n == self.limit);
-        let mut values = [None, None, None];
-        let mut i = 0;
+            .filter(|(n, _)| *n == self.limit)
+            .map(|(_, value)| value.clone());
         self.each(|name, text| {
-            let value = match (i, fixed) {
-                (0, Some((_, value))) => value.clone(),
+            let value = fixed.take().unwrap_or_else(|| {
                 // Digits and a dot only.
-                _ => HeaderValue::from_bytes(text).unwrap_or(HeaderValue::from_static("0")),
-            };
-            values[i] = Some((name.clone(), value));
-            i += 1;
+                HeaderValue::from_bytes(text).unwrap_or(HeaderValue::from_static("0"))
+            });
+            headers.insert(name.clone(), value);
         });
-        for (name, value) in values.into_iter().flatten() {
-            headers.insert(name, value);
-        }
     }
 
     fn names(&self) -> Option<&QuotaHeaders> {
